@@ -1,0 +1,698 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""The Attention Free Transformer operators (Zhai et al., 2021, arXiv 2105.14103) as pure functions.
+
+Every operator returns the paper's
+
+    Y_t = sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt')            (Eq. 2)
+
+for one choice of the pairwise bias w: a learned (T, T) matrix (AFT-full, Eq. 2), that matrix inside a window
+and 0 outside it (AFT-local, Eq. 4), nothing (AFT-simple, Eq. 5) or a per-head relative kernel (AFT-conv, Eq. 6).
+Causal forms sum over t' <= t only.
+
+How the sums are taken, and why:
+
+* Exponentials are only ever taken of differences to a maximum, so nothing overflows. A single maximum over the
+  whole sequence is not enough in causal mode: an early row whose keys are all far below a later key underflows
+  to 0/0. So the keys are cut into blocks and every block of keys is combined with a block of queries that sees
+  all of it ("a rectangle"). Inside a rectangle the maximum is taken over its own keys, which every row of the
+  rectangle sees, so its sums are accurate; rectangles are then added after rescaling to a per-row upper bound of
+  the row's exponents (the online-softmax trick, as RWKV's (num, den, max) state does).
+* The causal triangle of a block is split recursively into rectangles (the lower-left quarter, then the two
+  smaller triangles), log2(C) batched matrix products in all.
+* Keys that no row reads through a bias (out of the window) are summed per block and combined across blocks by a
+  log-depth parallel scan of (num, den, max) triples, so no Python loop runs over time.
+* Nothing of size T*T*D or T*S*D is allocated: the rectangles are (C x C) bias matrices times (C x D) values.
+
+Inputs of half precision are computed in float32 (and autocast is switched off inside), then cast back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "aft_full",
+    "aft_local",
+    "aft_simple",
+    "aft_conv1d",
+    "aft_conv2d",
+    "aft_local_blocked",
+    "local_bias_blocks",
+    "factorized_local_bias_blocks",
+    "conv1d_bias_blocks",
+    "factorized_bias",
+    "reparameterize_conv_kernel",
+    "local_block_size",
+]
+
+# Masked keys get a key this far below the smallest real key: exp() of it is exactly 0 next to any real key, yet
+# everything stays finite (no inf - inf), so gradients of real entries are untouched.
+_MASKED_KEY_OFFSET = 1.0e4
+# The neutral element of the (num, den, max) combination.
+_EMPTY_MAX = -1.0e30
+_MIN_BLOCK = 16
+_FULL_BLOCK = 128
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Input checks: every message names the value and the fix.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _check_float(name: str, x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} has dtype {x.dtype}; AFT operators need floating point tensors (cast with .float()).")
+
+
+def _check_qkv(q, k, v, rank: int = 3) -> None:
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        _check_float(name, x)
+    if q.dim() != rank or k.dim() != rank or v.dim() != rank:
+        raise ValueError(
+            f"q, k, v must have rank {rank} (B, T, D); got shapes {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}."
+        )
+    if not (q.shape == k.shape == v.shape):
+        raise ValueError(
+            f"q, k, v must have the same shape (B, T, D); got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}."
+        )
+
+
+def _check_heads(q, k, v) -> None:
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        _check_float(name, x)
+    if q.dim() != 4 or v.dim() != 4 or k.dim() != 3:
+        raise ValueError(
+            "AFT-conv expects q, v of rank 4 (B, T, H, Dh) and k of rank 3 (B, T, H); got shapes "
+            f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}."
+        )
+    if q.shape != v.shape or k.shape != q.shape[:3]:
+        raise ValueError(
+            f"AFT-conv expects q, v (B, T, H, Dh) and k (B, T, H) with matching B, T, H; got q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)}, v {tuple(v.shape)}."
+        )
+
+
+def _check_mask(mask, batch: int, length: int) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"key_padding_mask must be a torch.Tensor of shape (B, T), got {type(mask).__name__}.")
+    if tuple(mask.shape) != (batch, length):
+        raise ValueError(
+            f"key_padding_mask has shape {tuple(mask.shape)}; expected (B, T) = ({batch}, {length}), "
+            "1 for real tokens and 0 for padding."
+        )
+    return mask != 0
+
+
+def _check_window(window) -> int:
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an integer >= 1 (|t - t'| < window uses the bias); got {window!r}.")
+    return window
+
+
+def _check_square_bias(w, length: int) -> None:
+    _check_float("w", w)
+    if w.dim() != 2 or w.shape[0] != length or w.shape[1] != length:
+        raise ValueError(f"w must have shape (T, T) = ({length}, {length}); got {tuple(w.shape)}.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Precision handling
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _compute_dtype(*xs: torch.Tensor) -> torch.dtype:
+    return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
+
+
+class _full_precision:
+    """Switch autocast off inside an operator: its exponentials and sums run in float32 (or float64)."""
+
+    def __init__(self, device: torch.device):
+        self.ctx = torch.autocast(device_type=device.type, enabled=False)
+
+    def __enter__(self):
+        self.ctx.__enter__()
+
+    def __exit__(self, *exc):
+        return self.ctx.__exit__(*exc)
+
+
+def _masked_keys(kappa: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Replace padded keys by a key far below every real key (finite, gradient-free)."""
+    if valid is None:
+        return kappa
+    floor = kappa.detach().amin() - _MASKED_KEY_OFFSET
+    return torch.where(valid, kappa, floor)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The (num, den, max) arithmetic
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _rectangle(bias: torch.Tensor, kappa: torch.Tensor, v: torch.Tensor):
+    """Sums of one fully visible block: rows see every key of it.
+
+    bias (..., R, K) pairwise bias, kappa (..., K, Dk) keys (Dk = D, or 1 for a key shared by a head), v (..., K, D).
+    Returns num, den of shape (..., R, D) / (..., R, Dk) relative to exp(m), and m (..., R, Dk).
+    """
+    b_max = bias.amax(dim=-1, keepdim=True)  # (..., R, 1)
+    k_max = kappa.amax(dim=-2, keepdim=True)  # (..., 1, Dk)
+    weights = torch.exp(bias - b_max)  # (..., R, K), every entry <= 1
+    e = torch.exp(kappa - k_max)  # (..., K, Dk), every entry <= 1, the largest key gives 1
+    num = weights @ (e * v)  # (..., R, D)
+    den = weights @ e  # (..., R, Dk)
+    return num, den, b_max + k_max
+
+
+def _combine(a, b):
+    """Add two (num, den, max) triples: the online-softmax step."""
+    n1, z1, m1 = a
+    n2, z2, m2 = b
+    m = torch.maximum(m1, m2)
+    s1, s2 = torch.exp(m1 - m), torch.exp(m2 - m)
+    return n1 * s1 + n2 * s2, z1 * s1 + z2 * s2, m
+
+
+def _inclusive_scan(n, z, m, dim: int):
+    """Prefix combination of (num, den, max) triples along `dim` in log2(length) vectorised steps (Hillis-Steele)."""
+    length = n.shape[dim]
+    step = 1
+    while step < length:
+        head = [x.narrow(dim, 0, step) for x in (n, z, m)]
+        later = [x.narrow(dim, step, length - step) for x in (n, z, m)]
+        earlier = [x.narrow(dim, 0, length - step) for x in (n, z, m)]
+        tail = _combine(earlier, later)
+        n, z, m = (torch.cat([h, t], dim=dim) for h, t in zip(head, tail))
+        step *= 2
+    return n, z, m
+
+
+def _block_sums(kappa_blocks, v_blocks):
+    """Per block of keys: sums relative to the block's own maximum. (..., nb, C, Dk) -> (..., nb, Dk) etc."""
+    m = kappa_blocks.amax(dim=-2)  # (..., nb, Dk)
+    e = torch.exp(kappa_blocks - m.unsqueeze(-2))  # (..., nb, C, Dk)
+    return (e * v_blocks).sum(dim=-2), e.sum(dim=-2), m
+
+
+def _shift_blocks(triple, shift: int):
+    """Triple of block i becomes the one of block i - shift (shift > 0) or i + |shift|; outside: empty."""
+    n, z, m = triple
+    nb = n.shape[-2]
+    if abs(shift) >= nb:
+        return torch.zeros_like(n), torch.zeros_like(z), torch.full_like(m, _EMPTY_MAX)
+    pad_n = torch.zeros_like(n.narrow(-2, 0, abs(shift)))
+    pad_z = torch.zeros_like(z.narrow(-2, 0, abs(shift)))
+    pad_m = torch.full_like(m.narrow(-2, 0, abs(shift)), _EMPTY_MAX)
+    if shift > 0:
+        keep = nb - shift
+        return (
+            torch.cat([pad_n, n.narrow(-2, 0, keep)], -2),
+            torch.cat([pad_z, z.narrow(-2, 0, keep)], -2),
+            torch.cat([pad_m, m.narrow(-2, 0, keep)], -2),
+        )
+    keep = nb + shift
+    return (
+        torch.cat([n.narrow(-2, -shift, keep), pad_n], -2),
+        torch.cat([z.narrow(-2, -shift, keep), pad_z], -2),
+        torch.cat([m.narrow(-2, -shift, keep), pad_m], -2),
+    )
+
+
+class _RowSums:
+    """Accumulates num and den of every row relative to a fixed per-row upper bound `ub` of its exponents.
+
+    Every part added has its own maximum m <= ub, so exp(m - ub) <= 1 never overflows; and because the row's
+    largest key appears in some part with a bias no smaller than (max bias - bias range), the final den is at least
+    exp(-(bias range)): no 0/0, and whatever underflows is negligible next to it.
+    """
+
+    def __init__(self, ub: torch.Tensor):
+        self.ub = ub
+        self.num = None
+        self.den = None
+
+    def add(self, num, den, m):
+        scale = torch.exp(m - self.ub)
+        self.num = num * scale if self.num is None else self.num + num * scale
+        self.den = den * scale if self.den is None else self.den + den * scale
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Block layout helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def local_block_size(window: int, seq_len: int) -> int:
+    """The block length C used for a window: a power of two >= the window (so only neighbouring blocks hold
+    in-window keys), at least 16 to keep matrix products efficient, and no longer than the sequence needs."""
+    return min(_next_pow2(max(window, _MIN_BLOCK)), _next_pow2(max(seq_len, 1)))
+
+
+def _pad_time(x: torch.Tensor, length: int, dim: int, value: float = 0.0) -> torch.Tensor:
+    extra = length - x.shape[dim]
+    if extra == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = extra
+    return torch.cat([x, x.new_full(shape, value)], dim=dim)
+
+
+def _to_blocks(x: torch.Tensor, block: int) -> torch.Tensor:
+    """(..., T, D) with T a multiple of block -> (..., nb, C, D)."""
+    *lead, length, d = x.shape
+    return x.reshape(*lead, length // block, block, d)
+
+
+def _neighbour_keys(x_blocks: torch.Tensor, before: int, after: int, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """(..., nb, C, D) -> (..., nb, (before + 1 + after) * C, D): for block i the keys of blocks i-before..i+after,
+    `fill` beyond the sequence (a masked key for keys, 0 for values)."""
+    nb = x_blocks.shape[-3]
+    pieces = []
+    for off in range(-before, after + 1):
+        if off == 0:
+            pieces.append(x_blocks)
+            continue
+        pad = torch.zeros_like(x_blocks.narrow(-3, 0, min(abs(off), nb))) + fill
+        if off < 0:
+            shifted = torch.cat([pad, x_blocks.narrow(-3, 0, nb - min(-off, nb))], dim=-3)
+        else:
+            shifted = torch.cat([x_blocks.narrow(-3, min(off, nb), nb - min(off, nb)), pad], dim=-3)
+        pieces.append(shifted)
+    return torch.cat(pieces, dim=-2)
+
+
+def _triangle_parts(acc: _RowSums, diag_bias, kappa_blocks, v_blocks, ub_blocks) -> None:
+    """Strict lower triangles of the diagonal blocks, as log2(C) levels of batched rectangles.
+
+    diag_bias (..., nb, C, C); kappa_blocks (..., nb, C, Dk); v_blocks (..., nb, C, D); ub_blocks (..., nb, C, Dk).
+    At level b the rows of every odd sub-block of length b see all keys of the even sub-block before it.
+    """
+    block = diag_bias.shape[-1]
+    nb = kappa_blocks.shape[-3]
+    lead = kappa_blocks.shape[:-3]
+    num_acc = torch.zeros_like(v_blocks)
+    den_acc = torch.zeros(*kappa_blocks.shape, dtype=kappa_blocks.dtype, device=kappa_blocks.device)
+    half = block // 2
+    while half >= 1:
+        pairs = block // (2 * half)
+        kp = kappa_blocks.reshape(*lead, nb, pairs, 2, half, kappa_blocks.shape[-1])
+        vp = v_blocks.reshape(*lead, nb, pairs, 2, half, v_blocks.shape[-1])
+        up = ub_blocks.reshape(*lead, nb, pairs, 2, half, ub_blocks.shape[-1])
+        bias = diag_bias.reshape(*diag_bias.shape[:-2], pairs, 2, half, pairs, 2, half)
+        bias = bias.select(-5, 1).select(-2, 0)  # rows: second halves, keys: first halves
+        bias = torch.diagonal(bias, dim1=-4, dim2=-2).movedim(-1, -3)  # (..., nb, pairs, half, half)
+        num, den, m = _rectangle(bias, kp.select(-3, 0), vp.select(-3, 0))  # rows of the second halves
+        scale = torch.exp(m - up.select(-3, 1))
+        zeros_n = torch.zeros_like(num)
+        zeros_d = torch.zeros_like(den)
+        num_acc = num_acc + torch.stack([zeros_n, num * scale], dim=-3).reshape(num_acc.shape)
+        den_acc = den_acc + torch.stack([zeros_d, den * scale], dim=-3).reshape(den_acc.shape)
+        half //= 2
+    # The diagonal itself: key t for row t.
+    self_bias = torch.diagonal(diag_bias, dim1=-2, dim2=-1).unsqueeze(-1)  # (..., nb, C, 1)
+    e = torch.exp(self_bias + kappa_blocks - ub_blocks)
+    num_acc = num_acc + e * v_blocks
+    den_acc = den_acc + e
+    acc.num = num_acc if acc.num is None else acc.num + num_acc
+    acc.den = den_acc if acc.den is None else acc.den + den_acc
+
+
+def _finish(q, acc: _RowSums, has_key: torch.Tensor | None) -> torch.Tensor:
+    y = torch.sigmoid(q) * (acc.num / acc.den)
+    if has_key is not None:
+        y = torch.where(has_key, y, torch.zeros_like(y))
+    return y
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The banded core shared by AFT-local and AFT-conv-1d
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _banded(q, kappa, v, near_bias, causal: bool, valid, block: int):
+    """Y for a bias that is `near_bias` on neighbouring blocks and 0 on every other key.
+
+    q, v (..., T, D); kappa (..., T, Dk); valid (..., T, 1) bool or None.
+    near_bias (..., nb, C, nK * C): for the rows of block i the bias to the keys of blocks i-1, i (causal, nK = 2)
+    or i-1, i, i+1 (bidirectional, nK = 3); it must be 0 wherever the bias of the operator is 0.
+    """
+    length = q.shape[-2]
+    nb = math.ceil(length / block)
+    padded = nb * block
+    if valid is None and padded != length:
+        valid = torch.ones(*kappa.shape[:-1], 1, dtype=torch.bool, device=kappa.device)
+    if valid is not None:
+        valid = _pad_time(valid, padded, -2, False)
+    q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
+    kappa = _masked_keys(kappa, valid)
+
+    kb = _to_blocks(kappa, block)  # (..., nb, C, Dk)
+    vb = _to_blocks(v, block)  # (..., nb, C, D)
+    outside = kappa.detach().amin() - _MASKED_KEY_OFFSET  # the key of positions beyond the sequence
+    b_ub = near_bias.amax(dim=-1, keepdim=True).clamp_min(0)  # (..., nb, C, 1): keys beyond have bias 0
+    if causal:
+        k_ub = torch.cummax(kappa, dim=-2).values  # (..., T, Dk)
+    else:
+        k_ub = kappa.amax(dim=-2, keepdim=True).expand_as(kappa)
+    ub = _to_blocks(k_ub, block) + b_ub  # (..., nb, C, Dk)
+    acc = _RowSums(ub)
+
+    # Keys no row of block i reads through a bias: blocks <= i-2 (and >= i+2), combined by a parallel scan.
+    sums = _block_sums(kb, vb)
+    prefix = _shift_blocks(_inclusive_scan(*sums, dim=-2), 2)
+    acc.add(prefix[0].unsqueeze(-2), prefix[1].unsqueeze(-2), prefix[2].unsqueeze(-2))
+    if not causal:
+        flipped = [x.flip(-2) for x in sums]
+        suffix = [x.flip(-2) for x in _shift_blocks(_inclusive_scan(*flipped, dim=-2), 2)]
+        acc.add(suffix[0].unsqueeze(-2), suffix[1].unsqueeze(-2), suffix[2].unsqueeze(-2))
+
+    if causal:
+        # Block i-1 is fully visible (bias w inside the window, 0 outside); block i is a triangle.
+        prev_k = _neighbour_keys(kb, 1, 0, outside)[..., :block, :]
+        prev_v = _neighbour_keys(vb, 1, 0)[..., :block, :]
+        acc.add(*_rectangle(near_bias[..., :block], prev_k, prev_v))
+        _triangle_parts(acc, near_bias[..., block:], kb, vb, ub)
+    else:
+        acc.add(*_rectangle(near_bias, _neighbour_keys(kb, 1, 1, outside), _neighbour_keys(vb, 1, 1)))
+
+    has_key = None
+    if valid is not None:
+        if causal:
+            has_key = torch.cumsum(valid.to(torch.int32), dim=-2) > 0
+        else:
+            has_key = valid.any(dim=-2, keepdim=True).expand_as(valid)
+        has_key = _to_blocks(has_key, block)
+    y = _finish(_to_blocks(q, block), acc, has_key)
+    return y.reshape(*y.shape[:-3], padded, y.shape[-1])[..., :length, :]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bias layouts
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _block_offsets(block: int, causal: bool, device) -> torch.Tensor:
+    """(C, nK*C) offsets t - t' between row r of block i and column c of the neighbour keys of block i."""
+    neighbours = range(-1, 1) if causal else range(-1, 2)
+    rows = torch.arange(block, device=device).unsqueeze(1)
+    cols = torch.cat([torch.arange(block, device=device) + off * block for off in neighbours]).unsqueeze(0)
+    return rows - cols
+
+
+def _near_positions(seq_len: int, block: int, causal: bool, device):
+    """Absolute (row, key) positions of the near-bias layout and whether each key lies inside the sequence."""
+    nb = math.ceil(seq_len / block)
+    offsets = _block_offsets(block, causal, device)  # (C, nK*C)
+    starts = (torch.arange(nb, device=device) * block).view(nb, 1, 1)
+    rows = starts + torch.arange(block, device=device).view(1, block, 1)  # (nb, C, 1)
+    keys = rows - offsets  # (nb, C, nK*C)
+    inside = (keys >= 0) & (keys < seq_len) & (rows < seq_len)
+    return rows.expand_as(keys), keys, inside
+
+
+def local_bias_blocks(w: torch.Tensor, window: int, causal: bool = False, block: int | None = None) -> torch.Tensor:
+    """The dense (T, T) bias of AFT-local laid out for `aft_local_blocked`: (nb, C, nK*C), 0 outside the window."""
+    length = w.shape[-1]
+    window = _check_window(window)
+    block = block or local_block_size(window, length)
+    rows, keys, inside = _near_positions(length, block, causal, w.device)
+    in_window = inside & ((rows - keys).abs() < window)
+    gathered = w[rows.clamp(0, length - 1), keys.clamp(0, length - 1)]
+    return torch.where(in_window, gathered, torch.zeros_like(gathered))
+
+
+def factorized_local_bias_blocks(
+    u: torch.Tensor, w_v: torch.Tensor, window: int, causal: bool = False, block: int | None = None
+) -> torch.Tensor:
+    """The local band of w = U V^T computed directly (T*C*d' work, never T*T): U, V of shape (T, d')."""
+    if u.dim() != 2 or w_v.shape != u.shape:
+        raise ValueError(f"u and v must both have shape (T, d'); got {tuple(u.shape)} and {tuple(w_v.shape)}.")
+    length = u.shape[0]
+    window = _check_window(window)
+    block = block or local_block_size(window, length)
+    nb = math.ceil(length / block)
+    padded = nb * block
+    ub = _pad_time(u, padded, 0).reshape(nb, block, -1)  # (nb, C, d')
+    vb = _pad_time(w_v, padded, 0).reshape(nb, block, -1)
+    neighbours = _neighbour_keys(vb, 1, 0 if causal else 1)  # (nb, nK*C, d')
+    band = ub @ neighbours.transpose(-1, -2)  # (nb, C, nK*C)
+    rows, keys, inside = _near_positions(length, block, causal, u.device)
+    in_window = inside & ((rows - keys).abs() < window)
+    return torch.where(in_window, band, torch.zeros_like(band))
+
+
+def conv1d_bias_blocks(kernel: torch.Tensor, seq_len: int, causal: bool = False) -> torch.Tensor:
+    """The per-head relative kernel of AFT-conv laid out for `aft_local_blocked`: (H, 1, C, nK*C).
+
+    Causal: kernel[h, j] is the bias for t' = t - j. Bidirectional (odd S): for t' = t + j - S//2.
+    """
+    heads, size = kernel.shape
+    reach = size if causal else size // 2 + 1
+    block = local_block_size(reach, seq_len)
+    offsets = _block_offsets(block, causal, kernel.device)  # t - t'
+    index = offsets if causal else size // 2 - offsets
+    inside = (index >= 0) & (index < size)
+    gathered = kernel[:, index.clamp(0, size - 1)]  # (H, C, nK*C)
+    return torch.where(inside, gathered, torch.zeros_like(gathered)).unsqueeze(1)
+
+
+def factorized_bias(u: torch.Tensor, w_v: torch.Tensor) -> torch.Tensor:
+    """w = U V^T (T, T) from the factors U, V (T, d') of the paper's position biases."""
+    return u @ w_v.transpose(-1, -2)
+
+
+def reparameterize_conv_kernel(w: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5):
+    """Eq. 6's re-parameterisation, per head: gamma * (w - mean(w)) / std(w) + beta. w (H, ...), gamma, beta (H,)."""
+    flat = w.reshape(w.shape[0], -1)
+    mean = flat.mean(dim=1, keepdim=True)
+    std = flat.std(dim=1, keepdim=True, unbiased=False) if flat.shape[1] > 1 else torch.ones_like(mean)
+    normed = (flat - mean) / (std + eps)
+    return (gamma.unsqueeze(1) * normed + beta.unsqueeze(1)).reshape(w.shape)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The public operators
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def aft_local_blocked(q, k, v, near_bias, causal: bool = False, key_padding_mask=None):
+    """AFT-local from the block layout of its bias (see `local_bias_blocks`, `factorized_local_bias_blocks`).
+
+    q, k, v (B, T, D); near_bias (nb, C, nK*C) or broadcastable (..., nb, C, nK*C).
+    """
+    _check_qkv(q, k, v)
+    batch, length, _ = q.shape
+    valid = _check_mask(key_padding_mask, batch, length)
+    block = near_bias.shape[-2]
+    expected = (math.ceil(length / block), block, (2 if causal else 3) * block)
+    if tuple(near_bias.shape[-3:]) != expected:
+        raise ValueError(
+            f"near_bias has shape {tuple(near_bias.shape)}; for T = {length}, causal = {causal} expected (..., "
+            f"{expected[0]}, {expected[1]}, {expected[2]}); build it with local_bias_blocks or "
+            "factorized_local_bias_blocks."
+        )
+    dtype = _compute_dtype(q, k, v, near_bias)
+    with _full_precision(q.device):
+        y = _banded(
+            q.to(dtype),
+            k.to(dtype),
+            v.to(dtype),
+            near_bias.to(dtype),
+            causal,
+            None if valid is None else valid.unsqueeze(-1),
+            block,
+        )
+    return y.to(q.dtype)
+
+
+def aft_local(q, k, v, w, window, causal: bool = False, key_padding_mask=None):
+    """AFT-local (Eq. 4): w[t, t'] inside |t - t'| < window, 0 (not -inf) outside. q, k, v (B, T, D); w (T, T)."""
+    _check_qkv(q, k, v)
+    _check_square_bias(w, q.shape[1])
+    window = _check_window(window)
+    return aft_local_blocked(q, k, v, local_bias_blocks(w, window, causal), causal, key_padding_mask)
+
+
+def aft_simple(q, k, v, causal: bool = False, key_padding_mask=None):
+    """AFT-simple (Eq. 5): no position bias; bidirectional it is a softmax over t per channel, causal a running one."""
+    _check_qkv(q, k, v)
+    batch, length, _ = q.shape
+    valid = _check_mask(key_padding_mask, batch, length)
+    dtype = _compute_dtype(q, k, v)
+    with _full_precision(q.device):
+        qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
+        mask = None if valid is None else valid.unsqueeze(-1)
+        if causal:
+            block = min(64, _next_pow2(length))
+            nb = math.ceil(length / block)
+            zeros = kf.new_zeros(nb, block, block)
+            y = _simple_causal(qf, kf, vf, zeros, mask, block)
+        else:
+            kf = _masked_keys(kf, mask)
+            e = torch.exp(kf - kf.amax(dim=1, keepdim=True))  # (B, T, D)
+            y = torch.sigmoid(qf) * ((e * vf).sum(1, keepdim=True) / e.sum(1, keepdim=True))
+            if mask is not None:
+                y = torch.where(mask.any(dim=1, keepdim=True), y, torch.zeros_like(y))
+    return y.to(q.dtype)
+
+
+def _simple_causal(q, kappa, v, diag_zeros, valid, block):
+    """Causal AFT-simple: earlier blocks through the scan, the block itself through its triangle."""
+    length = q.shape[-2]
+    nb = math.ceil(length / block)
+    padded = nb * block
+    if valid is None and padded != length:
+        valid = torch.ones(*kappa.shape[:-1], 1, dtype=torch.bool, device=kappa.device)
+    if valid is not None:
+        valid = _pad_time(valid, padded, -2, False)
+    q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
+    kappa = _masked_keys(kappa, valid)
+    kb, vb = _to_blocks(kappa, block), _to_blocks(v, block)
+    ub = _to_blocks(torch.cummax(kappa, dim=-2).values, block)
+    acc = _RowSums(ub)
+    prefix = _shift_blocks(_inclusive_scan(*_block_sums(kb, vb), dim=-2), 1)
+    acc.add(prefix[0].unsqueeze(-2), prefix[1].unsqueeze(-2), prefix[2].unsqueeze(-2))
+    _triangle_parts(acc, diag_zeros, kb, vb, ub)
+    has_key = None
+    if valid is not None:
+        has_key = _to_blocks(torch.cumsum(valid.to(torch.int32), dim=-2) > 0, block)
+    y = _finish(_to_blocks(q, block), acc, has_key)
+    return y.reshape(*y.shape[:-3], padded, y.shape[-1])[..., :length, :]
+
+
+def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
+    """AFT-full (Eq. 2): q, k, v (B, T, D); w (T, T) with w[t, t'] the bias of key t' for query t.
+
+    Computed as the paper does, exp(w) @ (exp(K) * V) over exp(w) @ exp(K), by blocks of queries; the causal
+    diagonal blocks go through the triangle recursion so early rows keep their own maximum.
+    """
+    _check_qkv(q, k, v)
+    batch, length, _ = q.shape
+    _check_square_bias(w, length)
+    valid = _check_mask(key_padding_mask, batch, length)
+    dtype = _compute_dtype(q, k, v, w)
+    with _full_precision(q.device):
+        qf, kf, vf, wf = q.to(dtype), k.to(dtype), v.to(dtype), w.to(dtype)
+        mask = None if valid is None else valid.unsqueeze(-1)
+        if causal:
+            y = _full_causal(qf, kf, vf, wf, mask)
+        else:
+            kf = _masked_keys(kf, mask)
+            num, den, m = _rectangle(wf, kf, vf)  # (B, T, D), every row sees every key
+            y = torch.sigmoid(qf) * (num / den)
+            if mask is not None:
+                y = torch.where(mask.any(dim=1, keepdim=True), y, torch.zeros_like(y))
+    return y.to(q.dtype)
+
+
+def _full_causal(q, kappa, v, w, valid):
+    length = q.shape[-2]
+    block = min(_FULL_BLOCK, _next_pow2(length))
+    nb = math.ceil(length / block)
+    padded = nb * block
+    if valid is None and padded != length:
+        valid = torch.ones(*kappa.shape[:-1], 1, dtype=torch.bool, device=kappa.device)
+    if valid is not None:
+        valid = _pad_time(valid, padded, -2, False)
+    q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
+    w = F.pad(w, (0, padded - length, 0, padded - length))
+    kappa = _masked_keys(kappa, valid)
+    visible = torch.ones(padded, padded, dtype=torch.bool, device=w.device).tril()
+    b_ub = w.masked_fill(~visible, _EMPTY_MAX).amax(dim=-1, keepdim=True)  # (T, 1)
+    ub = torch.cummax(kappa, dim=-2).values + b_ub  # (..., T, D)
+    acc = _RowSums(_to_blocks(ub, block))
+    # Off-diagonal: the rows of block i see every key before the block.
+    off_num, off_den = [torch.zeros_like(v[..., :block, :])], [torch.zeros_like(kappa[..., :block, :])]
+    for i in range(1, nb):
+        rows = slice(i * block, (i + 1) * block)
+        num, den, m = _rectangle(w[rows, : i * block], kappa[..., : i * block, :], v[..., : i * block, :])
+        scale = torch.exp(m - ub[..., rows, :])
+        off_num.append(num * scale)
+        off_den.append(den * scale)
+    acc.num = _to_blocks(torch.cat(off_num, dim=-2), block)
+    acc.den = _to_blocks(torch.cat(off_den, dim=-2), block)
+    diag = torch.stack([w[i * block : (i + 1) * block, i * block : (i + 1) * block] for i in range(nb)])
+    _triangle_parts(acc, diag, _to_blocks(kappa, block), _to_blocks(v, block), acc.ub)
+    has_key = None
+    if valid is not None:
+        has_key = _to_blocks(torch.cumsum(valid.to(torch.int32), dim=-2) > 0, block)
+    y = _finish(_to_blocks(q, block), acc, has_key)
+    return y.reshape(*y.shape[:-3], padded, y.shape[-1])[..., :length, :]
+
+
+def aft_conv1d(q, k, v, kernel, causal: bool = False, key_padding_mask=None):
+    """AFT-conv on a sequence (Eq. 6): q, v (B, T, H, Dh), k (B, T, H) one key per head, kernel (H, S).
+
+    Causal: kernel[h, j] is the bias for t' = t - j. Bidirectional (S odd): for t' = t + j - S//2. Outside the
+    kernel the bias is 0, so this equals the paper's conv(exp(K) * V, exp(w) - 1) + the (running) global sum.
+    """
+    _check_heads(q, k, v)
+    batch, length, heads, _ = q.shape
+    _check_float("kernel", kernel)
+    if kernel.dim() != 2 or kernel.shape[0] != heads:
+        raise ValueError(f"kernel must have shape (H, S) with H = {heads}; got {tuple(kernel.shape)}.")
+    size = kernel.shape[1]
+    if not causal and size % 2 == 0:
+        raise ValueError(f"a bidirectional AFT-conv kernel must have an odd size to be centred; got S = {size}.")
+    valid = _check_mask(key_padding_mask, batch, length)
+    dtype = _compute_dtype(q, k, v, kernel)
+    with _full_precision(q.device):
+        qh = q.to(dtype).transpose(1, 2)  # (B, H, T, Dh)
+        vh = v.to(dtype).transpose(1, 2)
+        kh = k.to(dtype).transpose(1, 2).unsqueeze(-1)  # (B, H, T, 1): one key per head, shared by its channels
+        mask = None if valid is None else valid.view(batch, 1, length, 1)
+        near = conv1d_bias_blocks(kernel.to(dtype), length, causal)  # (H, 1, C, nK*C)
+        y = _banded(qh, kh, vh, near, causal, mask, near.shape[-2])
+    return y.transpose(1, 2).to(q.dtype)
+
+
+def aft_conv2d(q, k, v, kernel, grid):
+    """AFT-conv on a (gh, gw) grid of N = gh*gw tokens in row-major order (Eq. 6, bidirectional).
+
+    q, v (B, N, H, Dh); k (B, N, H); kernel (H, S, S), S odd, centred. Computed as the paper writes it:
+    num = conv2d(exp(K) * V, exp(w) - 1) + sum over all tokens of exp(K) * V, and the same for den.
+    """
+    _check_heads(q, k, v)
+    batch, tokens, heads, head_dim = q.shape
+    _check_float("kernel", kernel)
+    if kernel.dim() != 3 or kernel.shape[0] != heads or kernel.shape[1] != kernel.shape[2]:
+        raise ValueError(f"kernel must have shape (H, S, S) with H = {heads}; got {tuple(kernel.shape)}.")
+    size = kernel.shape[-1]
+    if size % 2 == 0:
+        raise ValueError(f"an AFT-conv2d kernel must have an odd size S to be centred; got S = {size}.")
+    if len(grid) != 2 or int(grid[0]) * int(grid[1]) != tokens:
+        raise ValueError(f"grid {tuple(grid)} does not hold the N = {tokens} tokens; pass (gh, gw) with gh * gw = N.")
+    gh, gw = int(grid[0]), int(grid[1])
+    dtype = _compute_dtype(q, k, v, kernel)
+    with _full_precision(q.device):
+        kf = k.to(dtype)
+        vf = v.to(dtype)
+        kw = kernel.to(dtype)
+        k_max = kf.amax(dim=1, keepdim=True)  # (B, 1, H): every token sees every key
+        e = torch.exp(kf - k_max).unsqueeze(-1)  # (B, N, H, 1)
+        ev = e * vf  # (B, N, H, Dh)
+        # Scale so that exp(bias) never overflows: divide through by exp(max(0, max bias)).
+        b_max = kw.amax(dim=(1, 2)).clamp_min(0)  # (H,)
+        # The kernel acts on num (Dh channels per head) and den (one channel per head) alike: stack them.
+        stacked = torch.cat([ev, e], dim=-1)  # (B, N, H, Dh + 1)
+        image = stacked.permute(0, 2, 3, 1).reshape(batch, heads * (head_dim + 1), gh, gw)
+        taps = (torch.exp(kw - b_max.view(heads, 1, 1)) - torch.exp(-b_max).view(heads, 1, 1))  # (H, S, S)
+        taps = taps.repeat_interleave(head_dim + 1, dim=0).unsqueeze(1)  # (H*(Dh+1), 1, S, S)
+        local = F.conv2d(image, taps, padding=size // 2, groups=heads * (head_dim + 1))
+        local = local.reshape(batch, heads, head_dim + 1, tokens).permute(0, 3, 1, 2)  # (B, N, H, Dh + 1)
+        total = stacked.sum(dim=1, keepdim=True) * torch.exp(-b_max).view(1, 1, heads, 1)
+        both = local + total
+        y = torch.sigmoid(q.to(dtype)) * (both[..., :head_dim] / both[..., head_dim:])
+    return y.to(q.dtype)
