@@ -144,11 +144,17 @@ class _full_precision:
         return self.ctx.__exit__(*exc)
 
 
+def _masked_values(v: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Padded values become 0, so that whatever they held (even NaN) cannot reach a real row as 0 * value."""
+    return v if valid is None else torch.where(valid, v, torch.zeros_like(v))
+
+
 def _masked_keys(kappa: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """Replace padded keys by a key far below every real key (finite, gradient-free)."""
     if valid is None:
         return kappa
-    floor = kappa.detach().amin() - _MASKED_KEY_OFFSET
+    real = torch.where(valid, kappa.detach(), torch.zeros_like(kappa))  # padded keys may hold anything, even NaN
+    floor = real.amin() - _MASKED_KEY_OFFSET
     return torch.where(valid, kappa, floor)
 
 
@@ -356,7 +362,7 @@ def _banded(q, kappa, v, near_bias, causal: bool, valid, block: int):
     if valid is not None:
         valid = _pad_time(valid, padded, -2, False)
     q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
-    kappa = _masked_keys(kappa, valid)
+    kappa, v = _masked_keys(kappa, valid), _masked_values(v, valid)
 
     kb = _to_blocks(kappa, block)  # (..., nb, C, Dk)
     vb = _to_blocks(v, block)  # (..., nb, C, D)
@@ -540,7 +546,7 @@ def aft_simple(q, k, v, causal: bool = False, key_padding_mask=None):
             zeros = kf.new_zeros(nb, block, block)
             y = _simple_causal(qf, kf, vf, zeros, mask, block)
         else:
-            kf = _masked_keys(kf, mask)
+            kf, vf = _masked_keys(kf, mask), _masked_values(vf, mask)
             e = torch.exp(kf - kf.amax(dim=1, keepdim=True))  # (B, T, D)
             y = torch.sigmoid(qf) * ((e * vf).sum(1, keepdim=True) / e.sum(1, keepdim=True))
             if mask is not None:
@@ -558,7 +564,7 @@ def _simple_causal(q, kappa, v, diag_zeros, valid, block):
     if valid is not None:
         valid = _pad_time(valid, padded, -2, False)
     q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
-    kappa = _masked_keys(kappa, valid)
+    kappa, v = _masked_keys(kappa, valid), _masked_values(v, valid)
     kb, vb = _to_blocks(kappa, block), _to_blocks(v, block)
     ub = _to_blocks(torch.cummax(kappa, dim=-2).values, block)
     acc = _RowSums(ub)
@@ -589,7 +595,7 @@ def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
         if causal:
             y = _full_causal(qf, kf, vf, wf, mask)
         else:
-            kf = _masked_keys(kf, mask)
+            kf, vf = _masked_keys(kf, mask), _masked_values(vf, mask)
             num, den, m = _rectangle(wf, kf, vf)  # (B, T, D), every row sees every key
             y = torch.sigmoid(qf) * (num / den)
             if mask is not None:
@@ -608,7 +614,7 @@ def _full_causal(q, kappa, v, w, valid):
         valid = _pad_time(valid, padded, -2, False)
     q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
     w = F.pad(w, (0, padded - length, 0, padded - length))
-    kappa = _masked_keys(kappa, valid)
+    kappa, v = _masked_keys(kappa, valid), _masked_values(v, valid)
     visible = torch.ones(padded, padded, dtype=torch.bool, device=w.device).tril()
     b_ub = w.masked_fill(~visible, _EMPTY_MAX).amax(dim=-1, keepdim=True)  # (T, 1)
     ub = torch.cummax(kappa, dim=-2).values + b_ub  # (..., T, D)
@@ -661,8 +667,11 @@ def aft_conv1d(q, k, v, kernel, causal: bool = False, key_padding_mask=None):
 def aft_conv2d(q, k, v, kernel, grid):
     """AFT-conv on a (gh, gw) grid of N = gh*gw tokens in row-major order (Eq. 6, bidirectional).
 
-    q, v (B, N, H, Dh); k (B, N, H); kernel (H, S, S), S odd, centred. Computed as the paper writes it:
-    num = conv2d(exp(K) * V, exp(w) - 1) + sum over all tokens of exp(K) * V, and the same for den.
+    q, v (B, N, H, Dh); k (B, N, H); kernel (H, S, S), S odd, centred: kernel[h, i, j] is the bias of the key at
+    grid offset (i - S//2, j - S//2). The paper writes num = conv2d(exp(K) * V, exp(w) - 1) + the sum over all
+    tokens; subtracting the window from the total that way cancels catastrophically when w << 0, so the keys
+    inside the window (a depthwise conv2d with exp(w)) and those outside it (prefix sums over the rows above and
+    below and the columns left and right of the window) are summed apart.
     """
     _check_heads(q, k, v)
     batch, tokens, heads, head_dim = q.shape
@@ -677,22 +686,47 @@ def aft_conv2d(q, k, v, kernel, grid):
     gh, gw = int(grid[0]), int(grid[1])
     dtype = _compute_dtype(q, k, v, kernel)
     with _full_precision(q.device):
-        kf = k.to(dtype)
-        vf = v.to(dtype)
-        kw = kernel.to(dtype)
-        k_max = kf.amax(dim=1, keepdim=True)  # (B, 1, H): every token sees every key
-        e = torch.exp(kf - k_max).unsqueeze(-1)  # (B, N, H, 1)
-        ev = e * vf  # (B, N, H, Dh)
-        # Scale so that exp(bias) never overflows: divide through by exp(max(0, max bias)).
-        b_max = kw.amax(dim=(1, 2)).clamp_min(0)  # (H,)
-        # The kernel acts on num (Dh channels per head) and den (one channel per head) alike: stack them.
-        stacked = torch.cat([ev, e], dim=-1)  # (B, N, H, Dh + 1)
-        image = stacked.permute(0, 2, 3, 1).reshape(batch, heads * (head_dim + 1), gh, gw)
-        taps = (torch.exp(kw - b_max.view(heads, 1, 1)) - torch.exp(-b_max).view(heads, 1, 1))  # (H, S, S)
-        taps = taps.repeat_interleave(head_dim + 1, dim=0).unsqueeze(1)  # (H*(Dh+1), 1, S, S)
-        local = F.conv2d(image, taps, padding=size // 2, groups=heads * (head_dim + 1))
-        local = local.reshape(batch, heads, head_dim + 1, tokens).permute(0, 3, 1, 2)  # (B, N, H, Dh + 1)
-        total = stacked.sum(dim=1, keepdim=True) * torch.exp(-b_max).view(1, 1, heads, 1)
-        both = local + total
+        kf, vf, kw = k.to(dtype), v.to(dtype), kernel.to(dtype)
+        e = torch.exp(kf - kf.amax(dim=1, keepdim=True)).unsqueeze(-1)  # (B, N, H, 1): every token sees every key
+        # num (Dh channels per head) and den (one per head) go through the same sums: stack them as channels.
+        x = torch.cat([e * vf, e], dim=-1)  # (B, N, H, Dh + 1)
+        channels = head_dim + 1
+        x = x.permute(0, 2, 3, 1).reshape(batch, heads, channels, gh, gw)  # (B, H, Dh + 1, gh, gw)
+        b_max = kw.amax(dim=(1, 2)).clamp_min(0)  # (H,): exp(bias - b_max) <= 1, bias 0 outside included
+        taps = torch.exp(kw - b_max.view(heads, 1, 1)).repeat_interleave(channels, dim=0).unsqueeze(1)
+        inside = F.conv2d(
+            x.reshape(batch, heads * channels, gh, gw), taps, padding=size // 2, groups=heads * channels
+        ).reshape(x.shape)
+        outside = _outside_window_sums(x, size // 2) * torch.exp(-b_max).view(1, heads, 1, 1, 1)
+        both = (inside + outside).reshape(batch, heads, channels, tokens).permute(0, 3, 1, 2)  # (B, N, H, Dh + 1)
         y = torch.sigmoid(q.to(dtype)) * (both[..., :head_dim] / both[..., head_dim:])
     return y.to(q.dtype)
+
+
+def _shift(x: torch.Tensor, offset: int, dim: int) -> torch.Tensor:
+    """out[i] = x[i - offset] along dim, 0 where i - offset falls outside."""
+    length = x.shape[dim]
+    if abs(offset) >= length:
+        return torch.zeros_like(x)
+    if offset == 0:
+        return x
+    pad = torch.zeros_like(x.narrow(dim, 0, abs(offset)))
+    if offset > 0:
+        return torch.cat([pad, x.narrow(dim, 0, length - offset)], dim=dim)
+    return torch.cat([x.narrow(dim, -offset, length + offset), pad], dim=dim)
+
+
+def _outside_window_sums(x: torch.Tensor, reach: int) -> torch.Tensor:
+    """For every cell (r, c) of x (..., gh, gw): the sum of x over the cells outside [r +- reach] x [c +- reach].
+
+    Rows above and below the window come from prefix sums of row totals; inside the window's rows, the columns left
+    and right of it from prefix sums along each row, added over the window's 2 * reach + 1 rows. No subtraction.
+    """
+    row_totals = x.sum(dim=-1, keepdim=True)  # (..., gh, 1)
+    above = _shift(torch.cumsum(row_totals, dim=-2), reach + 1, -2)
+    below = _shift(torch.cumsum(row_totals.flip(-2), dim=-2).flip(-2), -(reach + 1), -2)
+    left = _shift(torch.cumsum(x, dim=-1), reach + 1, -1)
+    right = _shift(torch.cumsum(x.flip(-1), dim=-1).flip(-1), -(reach + 1), -1)
+    sides = left + right  # (..., gh, gw): per row, the columns beyond the window
+    in_rows = sum(_shift(sides, offset, -2) for offset in range(-reach, reach + 1))
+    return above + below + in_rows
