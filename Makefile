@@ -1,0 +1,27 @@
+# aft-transformers. `make demo` and `make test` set up .venv on first use (CPU torch, pinned versions).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k ops -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+# The constraints file pins the CPU build of torch (an unpinned torch pulls a 5 GB CUDA build) and the exact library
+# versions the tests passed with; setup.cfg keeps the portable ranges.
+$(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m training.demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache
