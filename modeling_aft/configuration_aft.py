@@ -125,7 +125,7 @@ class AFTConfig(PreTrainedConfig):
         tie_word_embeddings: the LM head shares the token embedding matrix.
         image_size, patch_size, num_channels: the image and its DeiT-style patch embedding.
         pooling: `"cls"` (a class token, DeiT) or `"mean"` (global average pooling); `None` picks the paper's
-            choice: mean for AFT-conv, the class token otherwise.
+            choice: mean for AFT-conv (which cannot take a class token), the class token otherwise.
 
     Example:
         >>> from modeling_aft import AFTConfig, AFTForCausalLM
@@ -160,6 +160,12 @@ class AFTConfig(PreTrainedConfig):
     pad_token_id: int | None = None
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        # @strict runs validate_architecture after __init__ too, but wraps its error in a class that is not a
+        # ValueError; checking here first gives callers the plain ValueError they catch.
+        self.validate_architecture()
 
     def validate_architecture(self):
         """Every check names the value, the limit and the fix."""
@@ -197,6 +203,11 @@ class AFTConfig(PreTrainedConfig):
             raise ValueError(f"num_channels={self.num_channels} must be at least 1.")
         if self.pooling is not None and self.pooling not in POOLING_TYPES:
             raise ValueError(f"pooling={self.pooling!r} is unknown; choose 'cls', 'mean' or None (the paper's choice).")
+        if self.aft_variant == "conv" and self.pooling == "cls":
+            raise ValueError(
+                "pooling='cls' is not available with aft_variant='conv': its 2-D kernel mixes the patch grid, where a "
+                "class token has no place (the paper's AFT-conv pools by the mean); use pooling='mean' or None."
+            )
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
             raise ValueError(f"hidden_dropout_prob={self.hidden_dropout_prob} must lie in [0, 1).")
 

@@ -277,6 +277,22 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # No decoding state yet: generate() must not build a cache this model would leave empty.
+        return False
+
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, inputs_embeds=None, **kwargs):
+        # Without a decoding state every step re-reads the whole prefix, so generate() must not cut the input down
+        # to the newest token (it does whenever use_cache is set).
+        if inputs_embeds is not None:
+            raise ValueError(
+                "generate() from inputs_embeds needs AFT's decoding state, which this version does not have yet; "
+                "pass input_ids instead."
+            )
+        kwargs.pop("cache", None)
+        return super().prepare_inputs_for_generation(input_ids, next_sequence_length=None, **kwargs)
+
     def get_input_embeddings(self):
         return self.model.embed_tokens
 

@@ -1,0 +1,375 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""The AFT models inside the transformers ecosystem: remote code, pipelines, Trainer and generate().
+
+Every model here is tiny (width 32, two layers) so that the whole file runs in well under a minute on a CPU.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from PIL import Image
+from transformers import AutoImageProcessor, Trainer, TrainingArguments, pipeline
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+from modeling_aft import AFTConfig, AFTForCausalLM, AFTForImageClassification
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ("full", "local", "simple", "conv")
+HIDDEN = 32
+MAX_POSITIONS = 64
+IMAGE_SIZE = 16
+NUM_LABELS = 10
+TEXT_KW = dict(
+    hidden_size=HIDDEN,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_heads=4,
+    max_position_embeddings=MAX_POSITIONS,
+    local_window=4,
+    position_bias_dim=8,
+    hidden_dropout_prob=0.0,
+)
+IMAGE_KW = dict(
+    hidden_size=HIDDEN,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_heads=4,
+    image_size=IMAGE_SIZE,
+    patch_size=4,
+    max_position_embeddings=(IMAGE_SIZE // 4) ** 2 + 1,
+    local_window=4,
+    position_bias_dim=8,
+    conv_kernel_size=3,
+    hidden_dropout_prob=0.0,
+)
+TEXT = b"the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. " * 8
+
+
+@torch.no_grad()
+def randomize(model, seed=0):
+    """Every parameter away from its init (position biases and conv gamma/beta to order 1, so that the variants
+    differ from AFT-simple and a load that dropped them would show)."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, param in model.named_parameters():
+        noise = torch.randn(param.shape, generator=gen)
+        if "position_bias" in name or "conv_gamma" in name or "conv_beta" in name:
+            param.copy_(0.5 * noise)
+        elif "conv_weight" in name:
+            param.copy_(noise)
+        else:
+            param.add_(0.05 * noise)
+    return model
+
+
+def make_lm(variant, randomized=True, **overrides):
+    torch.manual_seed(0)
+    model = AFTForCausalLM(AFTConfig.from_preset(f"cpu-text-{variant}", **{**TEXT_KW, **overrides}))
+    return (randomize(model) if randomized else model).eval()
+
+
+def make_classifier(variant, randomized=True, **overrides):
+    torch.manual_seed(0)
+    config = AFTConfig.from_preset(f"cpu-image-{variant}", **{**IMAGE_KW, **overrides})
+    model = AFTForImageClassification(config)
+    return (randomize(model) if randomized else model).eval()
+
+
+def token_ids(batch, length, seed=0):
+    return torch.randint(0, 256, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# trust_remote_code: a saved folder loads without this package
+# ----------------------------------------------------------------------------------------------------------------
+
+REMOTE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc
+    import json
+    import sys
+
+
+    class BlockPackage(importlib.abc.MetaPathFinder):
+        # The installed package must not be needed: the code copied next to the weights has to be enough.
+        def find_spec(self, name, path=None, target=None):
+            if name == "modeling_aft" or name.startswith("modeling_aft."):
+                raise ImportError(f"{name} imported, but the saved folder's own code should be used")
+            return None
+
+
+    sys.meta_path.insert(0, BlockPackage())
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageClassification
+
+    auto_classes = {"lm": AutoModelForCausalLM, "image": AutoModelForImageClassification}
+    for case in json.loads(sys.argv[1]):
+        config = AutoConfig.from_pretrained(case["folder"], trust_remote_code=True)
+        assert type(config).__name__ == "AFTConfig", type(config)
+        assert type(config).__module__.startswith("transformers_modules."), type(config).__module__
+        model = auto_classes[case["kind"]].from_pretrained(case["folder"], trust_remote_code=True).eval()
+        assert type(model).__name__ == case["class_name"], type(model)
+        assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+        saved = torch.load(case["expected"])
+        with torch.no_grad():
+            logits = model(saved["inputs"]).logits
+        if not torch.equal(logits, saved["logits"]):
+            diff = (logits - saved["logits"]).abs().max().item()
+            raise SystemExit(f"{case['folder']}: logits differ from the saved ones by up to {diff}")
+        print("matched", case["kind"], config.aft_variant)
+
+    assert "modeling_aft" not in sys.modules, "modeling_aft was imported"
+    print("REMOTE-CODE-OK")
+    """
+)
+
+
+def _env_without_repo(tmp_path):
+    env = dict(os.environ)
+    entries = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
+    kept = [p for p in entries if Path(p).resolve() != REPO_ROOT]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
+    env["HF_HUB_OFFLINE"] = "1"
+    env["HF_HOME"] = str(tmp_path / "hf_home")  # a private modules cache for the remote code
+    return env
+
+
+def test_trust_remote_code_without_the_package(tmp_path):
+    cases = []
+    for variant in VARIANTS:
+        for kind in ("lm", "image"):
+            if kind == "lm":
+                model, inputs = make_lm(variant), token_ids(2, 21, seed=1)
+            else:
+                model = make_classifier(variant)
+                inputs = torch.randn(2, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(2))
+            folder = tmp_path / f"{kind}_{variant}"
+            model.save_pretrained(folder)
+            with torch.no_grad():
+                logits = model(inputs).logits
+            expected = tmp_path / f"{kind}_{variant}_expected.pt"
+            torch.save({"inputs": inputs, "logits": logits}, expected)
+            cases.append(
+                dict(folder=str(folder), kind=kind, expected=str(expected), class_name=type(model).__name__)
+            )
+    script = tmp_path / "check_remote_code.py"
+    script.write_text(REMOTE_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), json.dumps(cases)],
+        cwd=tmp_path,
+        env=_env_without_repo(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-6000:]}"
+    assert "REMOTE-CODE-OK" in result.stdout
+    assert result.stdout.count("matched") == len(cases)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pipeline("image-classification")
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _save_classifier_with_processor(folder, variant, channels):
+    labels = {i: f"label-{chr(ord('a') + i)}" for i in range(NUM_LABELS)}
+    model = make_classifier(
+        variant, num_channels=channels, id2label=labels, label2id={v: k for k, v in labels.items()}
+    )
+    model.save_pretrained(folder)
+    processor = ViTImageProcessorPil(
+        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_mean=[0.5] * channels, image_std=[0.5] * channels
+    )
+    processor.save_pretrained(folder)
+    return model, labels
+
+
+def _check_predictions(predictions, model, processor, image, labels):
+    assert isinstance(predictions, list) and len(predictions) == NUM_LABELS
+    for item in predictions:
+        assert set(item) == {"label", "score"}
+    assert {item["label"] for item in predictions} == set(labels.values())
+    scores = [item["score"] for item in predictions]
+    assert abs(sum(scores) - 1.0) < 1e-4
+    assert scores == sorted(scores, reverse=True)
+    # The same numbers by hand: the processor, the model, a softmax.
+    with torch.no_grad():
+        logits = model(processor(images=image, return_tensors="pt")["pixel_values"]).logits[0]
+    probabilities = logits.softmax(-1)
+    for item in predictions:
+        label_id = model.config.label2id[item["label"]]
+        assert abs(item["score"] - probabilities[label_id].item()) < 1e-5
+
+
+@pytest.mark.parametrize("variant", ["full", "conv"])
+def test_image_classification_pipeline(variant, tmp_path):
+    model, labels = _save_classifier_with_processor(tmp_path, variant, channels=3)
+    processor = AutoImageProcessor.from_pretrained(tmp_path)
+    assert type(processor).__name__.startswith("ViTImageProcessor")
+
+    classifier = pipeline("image-classification", model=str(tmp_path))
+    assert isinstance(classifier.model, AFTForImageClassification)
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8), mode="RGB")
+    predictions = classifier(image, top_k=NUM_LABELS)
+    _check_predictions(predictions, model, processor, image, labels)
+    assert len(classifier(image)) == 5  # the pipeline's default top_k
+
+
+def test_image_classification_pipeline_grey_images(tmp_path):
+    """A one-channel classifier (the Fashion-MNIST presets). The pipeline turns PIL images into RGB, so grey images
+    go in as (H, W, 1) arrays."""
+    model, labels = _save_classifier_with_processor(tmp_path, "conv", channels=1)
+    processor = AutoImageProcessor.from_pretrained(tmp_path)
+    classifier = pipeline("image-classification", model=str(tmp_path))
+    image = np.random.default_rng(1).integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
+    predictions = classifier(image, top_k=NUM_LABELS)
+    _check_predictions(predictions, model, processor, image, labels)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Trainer
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _train(model, dataset, output_dir, steps=3):
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=dataset)
+    trainer.train()
+    assert trainer.state.global_step == steps
+    logged = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == steps and all(np.isfinite(logged))
+    return logged
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_trainer_lowers_the_lm_loss(variant, tmp_path):
+    model = make_lm(variant, randomized=False)
+    # One batch of four rows is the whole data set: every step trains on the fixed batch.
+    rows = [list(TEXT[i * 32 : (i + 1) * 32]) for i in range(4)]
+    dataset = Dataset.from_dict({"input_ids": rows, "labels": rows})
+    batch = torch.tensor(rows)
+    with torch.no_grad():
+        before = model(input_ids=batch, labels=batch).loss.item()
+    logged = _train(model, dataset, tmp_path)
+    # The Trainer's first logged loss is the loss of the untrained model on that batch.
+    assert abs(logged[0] - before) < 1e-3, (logged[0], before)
+    model.eval()
+    with torch.no_grad():
+        after = model(input_ids=batch, labels=batch).loss.item()
+    assert after < before - 0.1, (before, after)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_trainer_lowers_the_image_classifier_loss(variant, tmp_path):
+    model = make_classifier(variant, randomized=False)
+    images = torch.randn(4, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+    labels = [3, 1, 4, 1]
+    dataset = Dataset.from_dict({"pixel_values": images.tolist(), "labels": labels})
+    batch_labels = torch.tensor(labels)
+    with torch.no_grad():
+        before = model(pixel_values=images, labels=batch_labels).loss.item()
+    logged = _train(model, dataset, tmp_path)
+    assert abs(logged[0] - before) < 1e-3, (logged[0], before)
+    model.eval()
+    with torch.no_grad():
+        after = model(pixel_values=images, labels=batch_labels).loss.item()
+    assert after < before - 0.1, (before, after)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generate()
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _greedy_reference(model, prompt, new_tokens):
+    """Greedy decoding by full forwards without a cache: the sequence and each step's next-token logits."""
+    sequence, step_logits = prompt, []
+    for _ in range(new_tokens):
+        logits = model(sequence).logits[:, -1]
+        step_logits.append(logits)
+        sequence = torch.cat([sequence, logits.argmax(-1, keepdim=True)], dim=1)
+    return sequence, step_logits
+
+
+def _check_generate(variant, **kwargs):
+    model = make_lm(variant)
+    prompt = token_ids(2, 6, seed=3)
+    new_tokens = 12
+    expected, expected_logits = _greedy_reference(model, prompt, new_tokens)
+    with torch.no_grad():
+        out = model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=0,
+            return_dict_in_generate=True,
+            output_logits=True,
+            **kwargs,
+        )
+    generated = out.sequences
+    assert generated.shape == (2, prompt.shape[1] + new_tokens)
+    assert torch.equal(generated[:, : prompt.shape[1]], prompt)
+    assert len(out.logits) == new_tokens
+    for step, (logits, reference) in enumerate(zip(out.logits, expected_logits)):
+        torch.testing.assert_close(logits, reference, atol=1e-4, rtol=1e-4, msg=f"logits of generated token {step}")
+    assert torch.equal(generated, expected)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_greedy_generate_without_cache_equals_an_argmax_loop(variant):
+    _check_generate(variant, use_cache=False)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_greedy_generate_with_the_default_cache_setting_equals_an_argmax_loop(variant):
+    _check_generate(variant)
+
+
+def test_generate_from_inputs_embeds_is_refused_clearly():
+    """Until the decoding state exists, generate() from embeddings cannot re-read its prefix: a clear error."""
+    model = make_lm("simple")
+    embeds = model.get_input_embeddings()(token_ids(1, 5, seed=8))
+    with pytest.raises(ValueError, match="inputs_embeds"):
+        model.generate(inputs_embeds=embeds, max_new_tokens=3, do_sample=False, pad_token_id=0)
+
+
+@pytest.mark.parametrize("variant", ["simple", "conv"])
+def test_generate_with_left_padding(variant):
+    """Variants without absolute positions generate the same continuation from a left-padded batch."""
+    model = make_lm(variant)
+    short, long_ = token_ids(1, 4, seed=5), token_ids(1, 9, seed=6)
+    pad = 7
+    prompt = torch.cat([torch.full((1, 5), pad), short], dim=1)
+    batch = torch.cat([prompt, long_], dim=0)
+    mask = torch.ones_like(batch)
+    mask[0, :5] = 0
+    with torch.no_grad():
+        generated = model.generate(
+            batch, attention_mask=mask, max_new_tokens=6, do_sample=False, use_cache=False, pad_token_id=pad
+        )
+    assert torch.equal(generated[0, 9:], _greedy_reference(model, short, 6)[0][0, 4:])
+    assert torch.equal(generated[1, 9:], _greedy_reference(model, long_, 6)[0][0, 9:])
