@@ -131,19 +131,6 @@ def _compute_dtype(*xs: torch.Tensor) -> torch.dtype:
     return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
 
 
-class _full_precision:
-    """Switch autocast off inside an operator: its exponentials and sums run in float32 (or float64)."""
-
-    def __init__(self, device: torch.device):
-        self.ctx = torch.autocast(device_type=device.type, enabled=False)
-
-    def __enter__(self):
-        self.ctx.__enter__()
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc)
-
-
 def _masked_values(v: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """Padded values become 0, so that whatever they held (even NaN) cannot reach a real row as 0 * value."""
     return v if valid is None else torch.where(valid, v, torch.zeros_like(v))
@@ -335,11 +322,28 @@ def _triangle_parts(acc: _RowSums, diag_bias, kappa_blocks, v_blocks, ub_blocks)
     acc.den = den_acc if acc.den is None else acc.den + den_acc
 
 
-def _finish(q, acc: _RowSums, has_key: torch.Tensor | None) -> torch.Tensor:
-    y = torch.sigmoid(q) * (acc.num / acc.den)
-    if has_key is not None:
-        y = torch.where(has_key, y, torch.zeros_like(y))
-    return y
+def _blocked_output(q, acc: _RowSums, valid, causal: bool, block: int, length: int) -> torch.Tensor:
+    """Y = sigmoid(Q) * num / den on the blocks, back to (..., T, D); rows that see no real key give 0."""
+    y = torch.sigmoid(_to_blocks(q, block)) * (acc.num / acc.den)
+    if valid is not None:
+        if causal:
+            has_key = torch.cumsum(valid.to(torch.int32), dim=-2) > 0
+        else:
+            has_key = valid.any(dim=-2, keepdim=True).expand_as(valid)
+        y = torch.where(_to_blocks(has_key, block), y, torch.zeros_like(y))
+    return y.reshape(*y.shape[:-3], -1, y.shape[-1])[..., :length, :]
+
+
+def _padded_to_blocks(q, kappa, v, valid, block: int):
+    """Pad the time axis to whole blocks; padded and masked keys get a key far below every real one and value 0."""
+    length = q.shape[-2]
+    padded = math.ceil(length / block) * block
+    if valid is None and padded != length:
+        valid = torch.ones(*kappa.shape[:-1], 1, dtype=torch.bool, device=kappa.device)
+    if valid is not None:
+        valid = _pad_time(valid, padded, -2, False)
+    q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
+    return q, _masked_keys(kappa, valid), _masked_values(v, valid), valid
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -355,15 +359,7 @@ def _banded(q, kappa, v, near_bias, causal: bool, valid, block: int):
     or i-1, i, i+1 (bidirectional, nK = 3); it must be 0 wherever the bias of the operator is 0.
     """
     length = q.shape[-2]
-    nb = math.ceil(length / block)
-    padded = nb * block
-    if valid is None and padded != length:
-        valid = torch.ones(*kappa.shape[:-1], 1, dtype=torch.bool, device=kappa.device)
-    if valid is not None:
-        valid = _pad_time(valid, padded, -2, False)
-    q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
-    kappa, v = _masked_keys(kappa, valid), _masked_values(v, valid)
-
+    q, kappa, v, valid = _padded_to_blocks(q, kappa, v, valid, block)
     kb = _to_blocks(kappa, block)  # (..., nb, C, Dk)
     vb = _to_blocks(v, block)  # (..., nb, C, D)
     outside = kappa.detach().amin() - _MASKED_KEY_OFFSET  # the key of positions beyond the sequence
@@ -378,11 +374,11 @@ def _banded(q, kappa, v, near_bias, causal: bool, valid, block: int):
     # Keys no row of block i reads through a bias: blocks <= i-2 (and >= i+2), combined by a parallel scan.
     sums = _block_sums(kb, vb)
     prefix = _shift_blocks(_inclusive_scan(*sums, dim=-2), 2)
-    acc.add(prefix[0].unsqueeze(-2), prefix[1].unsqueeze(-2), prefix[2].unsqueeze(-2))
+    acc.add(*(x.unsqueeze(-2) for x in prefix))
     if not causal:
         flipped = [x.flip(-2) for x in sums]
         suffix = [x.flip(-2) for x in _shift_blocks(_inclusive_scan(*flipped, dim=-2), 2)]
-        acc.add(suffix[0].unsqueeze(-2), suffix[1].unsqueeze(-2), suffix[2].unsqueeze(-2))
+        acc.add(*(x.unsqueeze(-2) for x in suffix))
 
     if causal:
         # Block i-1 is fully visible (bias w inside the window, 0 outside); block i is a triangle.
@@ -393,15 +389,7 @@ def _banded(q, kappa, v, near_bias, causal: bool, valid, block: int):
     else:
         acc.add(*_rectangle(near_bias, _neighbour_keys(kb, 1, 1, outside), _neighbour_keys(vb, 1, 1)))
 
-    has_key = None
-    if valid is not None:
-        if causal:
-            has_key = torch.cumsum(valid.to(torch.int32), dim=-2) > 0
-        else:
-            has_key = valid.any(dim=-2, keepdim=True).expand_as(valid)
-        has_key = _to_blocks(has_key, block)
-    y = _finish(_to_blocks(q, block), acc, has_key)
-    return y.reshape(*y.shape[:-3], padded, y.shape[-1])[..., :length, :]
+    return _blocked_output(q, acc, valid, causal, block, length)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -510,7 +498,7 @@ def aft_local_blocked(q, k, v, near_bias, causal: bool = False, key_padding_mask
             "factorized_local_bias_blocks."
         )
     dtype = _compute_dtype(q, k, v, near_bias)
-    with _full_precision(q.device):
+    with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         y = _banded(
             q.to(dtype),
             k.to(dtype),
@@ -537,7 +525,7 @@ def aft_simple(q, k, v, causal: bool = False, key_padding_mask=None):
     batch, length, _ = q.shape
     valid = _check_mask(key_padding_mask, batch, length)
     dtype = _compute_dtype(q, k, v)
-    with _full_precision(q.device):
+    with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
         mask = None if valid is None else valid.unsqueeze(-1)
         if causal:
@@ -557,25 +545,14 @@ def aft_simple(q, k, v, causal: bool = False, key_padding_mask=None):
 def _simple_causal(q, kappa, v, diag_zeros, valid, block):
     """Causal AFT-simple: earlier blocks through the scan, the block itself through its triangle."""
     length = q.shape[-2]
-    nb = math.ceil(length / block)
-    padded = nb * block
-    if valid is None and padded != length:
-        valid = torch.ones(*kappa.shape[:-1], 1, dtype=torch.bool, device=kappa.device)
-    if valid is not None:
-        valid = _pad_time(valid, padded, -2, False)
-    q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
-    kappa, v = _masked_keys(kappa, valid), _masked_values(v, valid)
+    q, kappa, v, valid = _padded_to_blocks(q, kappa, v, valid, block)
     kb, vb = _to_blocks(kappa, block), _to_blocks(v, block)
     ub = _to_blocks(torch.cummax(kappa, dim=-2).values, block)
     acc = _RowSums(ub)
     prefix = _shift_blocks(_inclusive_scan(*_block_sums(kb, vb), dim=-2), 1)
-    acc.add(prefix[0].unsqueeze(-2), prefix[1].unsqueeze(-2), prefix[2].unsqueeze(-2))
+    acc.add(*(x.unsqueeze(-2) for x in prefix))
     _triangle_parts(acc, diag_zeros, kb, vb, ub)
-    has_key = None
-    if valid is not None:
-        has_key = _to_blocks(torch.cumsum(valid.to(torch.int32), dim=-2) > 0, block)
-    y = _finish(_to_blocks(q, block), acc, has_key)
-    return y.reshape(*y.shape[:-3], padded, y.shape[-1])[..., :length, :]
+    return _blocked_output(q, acc, valid, True, block, length)
 
 
 def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
@@ -589,7 +566,7 @@ def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
     _check_square_bias(w, length)
     valid = _check_mask(key_padding_mask, batch, length)
     dtype = _compute_dtype(q, k, v, w)
-    with _full_precision(q.device):
+    with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qf, kf, vf, wf = q.to(dtype), k.to(dtype), v.to(dtype), w.to(dtype)
         mask = None if valid is None else valid.unsqueeze(-1)
         if causal:
@@ -606,15 +583,10 @@ def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
 def _full_causal(q, kappa, v, w, valid):
     length = q.shape[-2]
     block = min(_FULL_BLOCK, _next_pow2(length))
-    nb = math.ceil(length / block)
-    padded = nb * block
-    if valid is None and padded != length:
-        valid = torch.ones(*kappa.shape[:-1], 1, dtype=torch.bool, device=kappa.device)
-    if valid is not None:
-        valid = _pad_time(valid, padded, -2, False)
-    q, kappa, v = (_pad_time(x, padded, -2) for x in (q, kappa, v))
+    q, kappa, v, valid = _padded_to_blocks(q, kappa, v, valid, block)
+    padded = q.shape[-2]
+    nb = padded // block
     w = F.pad(w, (0, padded - length, 0, padded - length))
-    kappa, v = _masked_keys(kappa, valid), _masked_values(v, valid)
     visible = torch.ones(padded, padded, dtype=torch.bool, device=w.device).tril()
     b_ub = w.masked_fill(~visible, _EMPTY_MAX).amax(dim=-1, keepdim=True)  # (T, 1)
     ub = torch.cummax(kappa, dim=-2).values + b_ub  # (..., T, D)
@@ -631,11 +603,7 @@ def _full_causal(q, kappa, v, w, valid):
     acc.den = _to_blocks(torch.cat(off_den, dim=-2), block)
     diag = torch.stack([w[i * block : (i + 1) * block, i * block : (i + 1) * block] for i in range(nb)])
     _triangle_parts(acc, diag, _to_blocks(kappa, block), _to_blocks(v, block), acc.ub)
-    has_key = None
-    if valid is not None:
-        has_key = _to_blocks(torch.cumsum(valid.to(torch.int32), dim=-2) > 0, block)
-    y = _finish(_to_blocks(q, block), acc, has_key)
-    return y.reshape(*y.shape[:-3], padded, y.shape[-1])[..., :length, :]
+    return _blocked_output(q, acc, valid, True, block, length)
 
 
 def aft_conv1d(q, k, v, kernel, causal: bool = False, key_padding_mask=None):
@@ -654,7 +622,7 @@ def aft_conv1d(q, k, v, kernel, causal: bool = False, key_padding_mask=None):
         raise ValueError(f"a bidirectional AFT-conv kernel must have an odd size to be centred; got S = {size}.")
     valid = _check_mask(key_padding_mask, batch, length)
     dtype = _compute_dtype(q, k, v, kernel)
-    with _full_precision(q.device):
+    with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qh = q.to(dtype).transpose(1, 2)  # (B, H, T, Dh)
         vh = v.to(dtype).transpose(1, 2)
         kh = k.to(dtype).transpose(1, 2).unsqueeze(-1)  # (B, H, T, 1): one key per head, shared by its channels
@@ -685,7 +653,7 @@ def aft_conv2d(q, k, v, kernel, grid):
         raise ValueError(f"grid {tuple(grid)} does not hold the N = {tokens} tokens; pass (gh, gw) with gh * gw = N.")
     gh, gw = int(grid[0]), int(grid[1])
     dtype = _compute_dtype(q, k, v, kernel)
-    with _full_precision(q.device):
+    with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         kf, vf, kw = k.to(dtype), v.to(dtype), kernel.to(dtype)
         e = torch.exp(kf - kf.amax(dim=1, keepdim=True)).unsqueeze(-1)  # (B, N, H, 1): every token sees every key
         # num (Dh channels per head) and den (one per head) go through the same sums: stack them as channels.
