@@ -20,6 +20,7 @@ from transformers import AutoImageProcessor, Trainer, TrainingArguments, pipelin
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from modeling_aft import AFTConfig, AFTForCausalLM, AFTForImageClassification
+from tests.helpers import randomize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("full", "local", "simple", "conv")
@@ -51,22 +52,6 @@ IMAGE_KW = dict(
     hidden_dropout_prob=0.0,
 )
 TEXT = b"the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. " * 8
-
-
-@torch.no_grad()
-def randomize(model, seed=0):
-    """Every parameter away from its init (position biases and conv gamma/beta to order 1, so that the variants
-    differ from AFT-simple and a load that dropped them would show)."""
-    gen = torch.Generator().manual_seed(seed)
-    for name, param in model.named_parameters():
-        noise = torch.randn(param.shape, generator=gen)
-        if "position_bias" in name or "conv_gamma" in name or "conv_beta" in name:
-            param.copy_(0.5 * noise)
-        elif "conv_weight" in name:
-            param.copy_(noise)
-        else:
-            param.add_(0.05 * noise)
-    return model
 
 
 def make_lm(variant, randomized=True, **overrides):

@@ -1,0 +1,26 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""Helpers shared by the model tests."""
+
+import torch
+
+
+@torch.no_grad()
+def randomize(model: torch.nn.Module, seed: int = 0, keep=()) -> torch.nn.Module:
+    """Move every parameter away from its initial value, so that no part of the model is trivially 0 or 1.
+
+    Position biases and conv gamma/beta get values of order 1 (at init they are ~0.01 and exactly 0, which would
+    make full, local and conv indistinguishable from simple); parameters whose name contains a string in `keep`
+    are left alone.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for name, param in model.named_parameters():
+        if any(k in name for k in keep):
+            continue
+        noise = torch.randn(param.shape, generator=gen, dtype=param.dtype)
+        if "position_bias" in name or "conv_gamma" in name or "conv_beta" in name:
+            param.copy_(0.5 * noise)
+        elif "conv_weight" in name:
+            param.copy_(noise)
+        else:
+            param.add_(0.05 * noise)
+    return model
