@@ -116,10 +116,15 @@ def _check_window(window) -> int:
     return window
 
 
-def _check_square_bias(w, length: int) -> None:
+def _check_square_bias(w, length: int, batch: int | None = None) -> None:
+    """w is (T, T), or (B, T, T) when every sequence of the batch has its own positions (left padding)."""
     _check_float("w", w)
-    if w.dim() != 2 or w.shape[0] != length or w.shape[1] != length:
-        raise ValueError(f"w must have shape (T, T) = ({length}, {length}); got {tuple(w.shape)}.")
+    shared = w.dim() == 2
+    per_row = w.dim() == 3 and w.shape[0] in (1, batch)
+    if not (shared or per_row) or w.shape[-2] != length or w.shape[-1] != length:
+        raise ValueError(
+            f"w must have shape (T, T) = ({length}, {length}) or (B, T, T) with B = {batch}; got {tuple(w.shape)}."
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -417,31 +422,37 @@ def _near_positions(seq_len: int, block: int, causal: bool, device):
 
 
 def local_bias_blocks(w: torch.Tensor, window: int, causal: bool = False, block: int | None = None) -> torch.Tensor:
-    """The dense (T, T) bias of AFT-local laid out for `aft_local_blocked`: (nb, C, nK*C), 0 outside the window."""
+    """The dense bias of AFT-local, (T, T) or per sequence (B, T, T), laid out for `aft_local_blocked`:
+    (..., nb, C, nK*C), 0 outside the window."""
     length = w.shape[-1]
     window = _check_window(window)
     block = block or local_block_size(window, length)
     rows, keys, inside = _near_positions(length, block, causal, w.device)
     in_window = inside & ((rows - keys).abs() < window)
-    gathered = w[rows.clamp(0, length - 1), keys.clamp(0, length - 1)]
+    gathered = w[..., rows.clamp(0, length - 1), keys.clamp(0, length - 1)]
     return torch.where(in_window, gathered, torch.zeros_like(gathered))
 
 
 def factorized_local_bias_blocks(
     u: torch.Tensor, w_v: torch.Tensor, window: int, causal: bool = False, block: int | None = None
 ) -> torch.Tensor:
-    """The local band of w = U V^T computed directly (T*C*d' work, never T*T): U, V of shape (T, d')."""
-    if u.dim() != 2 or w_v.shape != u.shape:
-        raise ValueError(f"u and v must both have shape (T, d'); got {tuple(u.shape)} and {tuple(w_v.shape)}.")
-    length = u.shape[0]
+    """The local band of w = U V^T computed directly (T*C*d' work, never T*T).
+
+    U, V of shape (T, d'), or (B, T, d') when each sequence reads the factors at its own positions (left padding).
+    """
+    if u.dim() not in (2, 3) or w_v.shape != u.shape:
+        raise ValueError(
+            f"u and v must both have shape (T, d') or (B, T, d'); got {tuple(u.shape)} and {tuple(w_v.shape)}."
+        )
+    length = u.shape[-2]
     window = _check_window(window)
     block = block or local_block_size(window, length)
     nb = math.ceil(length / block)
     padded = nb * block
-    ub = _pad_time(u, padded, 0).reshape(nb, block, -1)  # (nb, C, d')
-    vb = _pad_time(w_v, padded, 0).reshape(nb, block, -1)
-    neighbours = _neighbour_keys(vb, 1, 0 if causal else 1)  # (nb, nK*C, d')
-    band = ub @ neighbours.transpose(-1, -2)  # (nb, C, nK*C)
+    ub = _to_blocks(_pad_time(u, padded, -2), block)  # (..., nb, C, d')
+    vb = _to_blocks(_pad_time(w_v, padded, -2), block)
+    neighbours = _neighbour_keys(vb, 1, 0 if causal else 1)  # (..., nb, nK*C, d')
+    band = ub @ neighbours.transpose(-1, -2)  # (..., nb, C, nK*C)
     rows, keys, inside = _near_positions(length, block, causal, u.device)
     in_window = inside & ((rows - keys).abs() < window)
     return torch.where(in_window, band, torch.zeros_like(band))
@@ -514,7 +525,7 @@ def aft_local_blocked(q, k, v, near_bias, causal: bool = False, key_padding_mask
 def aft_local(q, k, v, w, window, causal: bool = False, key_padding_mask=None):
     """AFT-local (Eq. 4): w[t, t'] inside |t - t'| < window, 0 (not -inf) outside. q, k, v (B, T, D); w (T, T)."""
     _check_qkv(q, k, v)
-    _check_square_bias(w, q.shape[1])
+    _check_square_bias(w, q.shape[1], q.shape[0])
     window = _check_window(window)
     return aft_local_blocked(q, k, v, local_bias_blocks(w, window, causal), causal, key_padding_mask)
 
@@ -556,14 +567,14 @@ def _simple_causal(q, kappa, v, diag_zeros, valid, block):
 
 
 def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
-    """AFT-full (Eq. 2): q, k, v (B, T, D); w (T, T) with w[t, t'] the bias of key t' for query t.
+    """AFT-full (Eq. 2): q, k, v (B, T, D); w (T, T) with w[t, t'] the bias of key t' for query t (or (B, T, T)).
 
     Computed as the paper does, exp(w) @ (exp(K) * V) over exp(w) @ exp(K), by blocks of queries; the causal
     diagonal blocks go through the triangle recursion so early rows keep their own maximum.
     """
     _check_qkv(q, k, v)
     batch, length, _ = q.shape
-    _check_square_bias(w, length)
+    _check_square_bias(w, length, batch)
     valid = _check_mask(key_padding_mask, batch, length)
     dtype = _compute_dtype(q, k, v, w)
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
@@ -586,7 +597,7 @@ def _full_causal(q, kappa, v, w, valid):
     q, kappa, v, valid = _padded_to_blocks(q, kappa, v, valid, block)
     padded = q.shape[-2]
     nb = padded // block
-    w = F.pad(w, (0, padded - length, 0, padded - length))
+    w = F.pad(w, (0, padded - length, 0, padded - length))  # (..., T, T)
     visible = torch.ones(padded, padded, dtype=torch.bool, device=w.device).tril()
     b_ub = w.masked_fill(~visible, _EMPTY_MAX).amax(dim=-1, keepdim=True)  # (T, 1)
     ub = torch.cummax(kappa, dim=-2).values + b_ub  # (..., T, D)
@@ -595,13 +606,13 @@ def _full_causal(q, kappa, v, w, valid):
     off_num, off_den = [torch.zeros_like(v[..., :block, :])], [torch.zeros_like(kappa[..., :block, :])]
     for i in range(1, nb):
         rows = slice(i * block, (i + 1) * block)
-        num, den, m = _rectangle(w[rows, : i * block], kappa[..., : i * block, :], v[..., : i * block, :])
+        num, den, m = _rectangle(w[..., rows, : i * block], kappa[..., : i * block, :], v[..., : i * block, :])
         scale = torch.exp(m - ub[..., rows, :])
         off_num.append(num * scale)
         off_den.append(den * scale)
     acc.num = _to_blocks(torch.cat(off_num, dim=-2), block)
     acc.den = _to_blocks(torch.cat(off_den, dim=-2), block)
-    diag = torch.stack([w[i * block : (i + 1) * block, i * block : (i + 1) * block] for i in range(nb)])
+    diag = torch.stack([w[..., i * block : (i + 1) * block, i * block : (i + 1) * block] for i in range(nb)], dim=-3)
     _triangle_parts(acc, diag, _to_blocks(kappa, block), _to_blocks(v, block), acc.ub)
     return _blocked_output(q, acc, valid, True, block, length)
 
@@ -698,3 +709,73 @@ def _outside_window_sums(x: torch.Tensor, reach: int) -> torch.Tensor:
     sides = left + right  # (..., gh, gw): per row, the columns beyond the window
     in_rows = sum(_shift(sides, offset, -2) for offset in range(-reach, reach + 1))
     return above + below + in_rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The recurrent (one token at a time) form of the causal operators, for decoding
+# ----------------------------------------------------------------------------------------------------------------
+#
+# Every causal variant decodes the same way: the new query reads a window of recent keys through their biases, and
+# every older key, whose bias is 0, through running sums (num, den, max) relative to their own maximum. The window
+# is empty for AFT-simple, the last s - 1 keys for AFT-local and AFT-conv, and every past key for AFT-full (which
+# has no running sums): only full's state grows with the text.
+
+
+def empty_running_sums(num_shape, den_shape, device=None, dtype=torch.float32):
+    """(num, den, max) of no key at all: the neutral element of `fold_running_sums`."""
+    return (
+        torch.zeros(num_shape, device=device, dtype=dtype),
+        torch.zeros(den_shape, device=device, dtype=dtype),
+        torch.full(den_shape, _EMPTY_MAX, device=device, dtype=dtype),
+    )
+
+
+def running_sums(kappa, v, valid=None):
+    """(num, den, max) of keys (..., T, Dk) and values (..., T, D) with bias 0, over T; `valid` (..., T) masks keys."""
+    if valid is not None:
+        floor = torch.full_like(kappa, _EMPTY_MAX)
+        kappa = torch.where(valid.unsqueeze(-1), kappa, floor)
+        v = _masked_values(v, valid.unsqueeze(-1))
+    if kappa.shape[-2] == 0:
+        return empty_running_sums(v.shape[:-2] + v.shape[-1:], kappa.shape[:-2] + kappa.shape[-1:], kappa.device, kappa.dtype)
+    m = kappa.amax(dim=-2)  # (..., Dk)
+    e = torch.exp(kappa - m.unsqueeze(-2))  # (..., T, Dk)
+    if valid is not None:
+        e = e * valid.unsqueeze(-1)
+    return (e * v).sum(dim=-2), e.sum(dim=-2), m
+
+
+def fold_running_sums(running, kappa, v, valid=None):
+    """Add one key (..., Dk) and value (..., D) with bias 0 to the running sums; rows where `valid` is False keep
+    theirs."""
+    n, z, m = running
+    new = (v, torch.ones_like(kappa), kappa)
+    folded = _combine((n, z, m), new)
+    if valid is None:
+        return folded
+    keep = valid.unsqueeze(-1)
+    return tuple(torch.where(keep, f, old) for f, old in zip(folded, (n, z, m)))
+
+
+def aft_step(q, kappa, v, bias, valid, running=None):
+    """One query of a causal AFT against a window of keys and the running sums of every older key.
+
+    q (..., D); kappa (..., s, Dk) the window's keys (Dk = D, or 1 for a key shared by a head); v (..., s, D);
+    bias (..., s) the bias of each window key for this query; valid (..., s) bool; running (num, den, max) of the
+    keys before the window, all with bias 0, or None. Returns Y (..., D); a query with no key at all gives 0.
+    """
+    scores = bias.unsqueeze(-1) + kappa  # (..., s, Dk)
+    scores = torch.where(valid.unsqueeze(-1), scores, torch.full_like(scores, _EMPTY_MAX))
+    m = scores.amax(dim=-2) if scores.shape[-2] > 0 else torch.full_like(kappa[..., 0, :], _EMPTY_MAX)
+    if running is not None:
+        m = torch.maximum(m, running[2])
+    e = torch.exp(scores - m.unsqueeze(-2)) * valid.unsqueeze(-1)  # (..., s, Dk)
+    num = (e * _masked_values(v, valid.unsqueeze(-1))).sum(dim=-2)  # (..., D)
+    den = e.sum(dim=-2)  # (..., Dk)
+    if running is not None:
+        scale = torch.exp(running[2] - m)
+        num = num + running[0] * scale
+        den = den + running[1] * scale
+    has_key = den > 0
+    y = torch.sigmoid(q) * (num / torch.where(has_key, den, torch.ones_like(den)))
+    return torch.where(has_key, y, torch.zeros_like(y))
