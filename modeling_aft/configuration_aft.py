@@ -216,6 +216,13 @@ class AFTConfig(PreTrainedConfig):
     # ------------------------------------------------------------------------------------------------------------
 
     @property
+    def layer_types(self) -> list[str]:
+        """The kind of decoding state every layer keeps, read by transformers' DynamicCache: a recurrent one of
+        constant size (running sums and a rolling window) for simple, local and conv, all past keys for full."""
+        kind = "full_attention" if self.aft_variant == "full" else "linear_attention"
+        return [kind] * self.num_hidden_layers
+
+    @property
     def has_absolute_positions(self) -> bool:
         """Whether the model learns something per absolute position, which bounds the sequence length."""
         return self.aft_variant in ("full", "local") or bool(self.use_position_embeddings)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.cache_utils import DynamicCache, LinearAttentionCacheLayerMixin
 from transformers.generation import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
@@ -23,6 +24,9 @@ from transformers.modeling_utils import PreTrainedModel
 
 from .configuration_aft import AFTConfig
 from .ops import (
+    aft_step,
+    fold_running_sums,
+    running_sums,
     aft_conv1d,
     aft_conv2d,
     aft_full,
@@ -44,15 +48,19 @@ def _check_length(config: AFTConfig, length: int, what: str = "sequence") -> Non
         )
 
 
-def _check_attention_mask(attention_mask, batch: int, length: int):
+def _check_attention_mask(attention_mask, batch: int, length: int, has_past: bool = False):
+    """The mask of the new tokens. With a decoding state the mask may also cover the tokens already read (as
+    generate() passes it): then its last `length` columns are the new tokens'."""
     if attention_mask is None:
         return None
-    if attention_mask.dim() != 2 or tuple(attention_mask.shape) != (batch, length):
+    ok = attention_mask.dim() == 2 and attention_mask.shape[0] == batch
+    ok = ok and (attention_mask.shape[1] == length or (has_past and attention_mask.shape[1] > length))
+    if not ok:
         raise ValueError(
             f"attention_mask has shape {tuple(attention_mask.shape)}; expected (batch, sequence) = ({batch}, {length}), "
             "1 for real tokens and 0 for padding."
         )
-    return attention_mask
+    return attention_mask[:, -length:]
 
 
 class AFTMixer(nn.Module):
@@ -60,14 +68,19 @@ class AFTMixer(nn.Module):
 
     Parameters that only the variant needs: w = U V^T (or a dense w) for full and local, the per-head kernel with its
     re-parameterisation (gamma, beta, zero at init so that AFT-conv starts as AFT-simple) for conv.
+
+    With a cache the causal mixer also decodes: a prompt runs through the parallel form and leaves a state behind,
+    later tokens run one at a time against it (ops.aft_step). The state of simple, local and conv is constant in
+    size (running sums, the last s - 1 keys and values, the count of tokens), full's holds every past key.
     """
 
-    def __init__(self, config: AFTConfig, spatial: bool = False):
+    def __init__(self, config: AFTConfig, spatial: bool = False, layer_idx: int = 0):
         super().__init__()
         self.config = config
         self.variant = config.aft_variant
         self.causal = config.causal
         self.spatial = spatial
+        self.layer_idx = layer_idx
         d = config.hidden_size
         self.num_heads = config.num_heads if self.variant == "conv" else 1
         self.head_dim = d // self.num_heads
@@ -90,42 +103,229 @@ class AFTMixer(nn.Module):
             self.conv_gamma = nn.Parameter(torch.empty(self.num_heads))
             self.conv_beta = nn.Parameter(torch.empty(self.num_heads))
 
-    def _dense_bias(self, length: int) -> torch.Tensor:
-        if self.config.position_bias_dim > 0:
-            return factorized_bias(self.position_bias_u[:length], self.position_bias_v[:length])  # (T, T)
-        return self.position_bias[:length, :length]
+    # --------------------------------------------------------------------------------------------------------
+    # Position biases
+    # --------------------------------------------------------------------------------------------------------
 
-    def _local_bias(self, length: int) -> torch.Tensor:
+    def _bias(self, rows: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """w[rows, keys] for position index tensors broadcast against each other: (..., R) x (..., K) -> (..., R, K)."""
+        if self.config.position_bias_dim > 0:
+            return self.position_bias_u[rows] @ self.position_bias_v[keys].transpose(-1, -2)
+        return self.position_bias[rows.unsqueeze(-1), keys.unsqueeze(-2)]
+
+    def _dense_bias(self, length: int, positions) -> torch.Tensor:
+        if positions is None:
+            if self.config.position_bias_dim > 0:
+                return factorized_bias(self.position_bias_u[:length], self.position_bias_v[:length])  # (T, T)
+            return self.position_bias[:length, :length]
+        return self._bias(positions, positions)  # (B, T, T): every sequence at its own positions
+
+    def _local_bias(self, length: int, positions) -> torch.Tensor:
         # Only the band of w inside the window is ever formed: T*C*d' work, not T*T.
         window = self.config.local_window
         if self.config.position_bias_dim > 0:
-            u, v = self.position_bias_u[:length], self.position_bias_v[:length]
+            if positions is None:
+                u, v = self.position_bias_u[:length], self.position_bias_v[:length]  # (T, d')
+            else:
+                u, v = self.position_bias_u[positions], self.position_bias_v[positions]  # (B, T, d')
             return factorized_local_bias_blocks(u, v, window, self.causal)
-        return local_bias_blocks(self.position_bias[:length, :length], window, self.causal)
+        return local_bias_blocks(self._dense_bias(length, positions), window, self.causal)
 
     def conv_kernel(self) -> torch.Tensor:
         return reparameterize_conv_kernel(self.conv_weight, self.conv_gamma, self.conv_beta)
 
-    def forward(self, hidden_states, attention_mask=None, grid=None):
-        batch, length, _ = hidden_states.shape  # (B, T, D)
+    # --------------------------------------------------------------------------------------------------------
+    # The parallel form
+    # --------------------------------------------------------------------------------------------------------
+
+    def _parallel(self, q, k, v, attention_mask, grid, positions):
+        batch, length, _ = q.shape
+        if self.variant == "full":
+            return aft_full(q, k, v, self._dense_bias(length, positions), self.causal, attention_mask)
+        if self.variant == "local":
+            return aft_local_blocked(q, k, v, self._local_bias(length, positions), self.causal, attention_mask)
+        if self.variant == "simple":
+            return aft_simple(q, k, v, self.causal, attention_mask)
+        heads = (batch, length, self.num_heads, self.head_dim)
+        if self.spatial:
+            y = aft_conv2d(q.view(heads), k, v.view(heads), self.conv_kernel(), grid)
+        else:
+            y = aft_conv1d(q.view(heads), k, v.view(heads), self.conv_kernel(), self.causal, attention_mask)
+        return y.reshape(batch, length, -1)
+
+    def forward(self, hidden_states, attention_mask=None, grid=None, cache=None, positions=None):
+        """hidden_states (B, T, D); attention_mask (B, T) of the new tokens; positions (B, T) of each token among
+        the real tokens of its sequence, or None when they are 0..T-1 for every sequence."""
         q = self.q_proj(hidden_states)  # (B, T, D)
         k = self.k_proj(hidden_states)  # (B, T, D), or (B, T, H) for conv
         v = self.v_proj(hidden_states)  # (B, T, D)
-        if self.variant == "full":
-            y = aft_full(q, k, v, self._dense_bias(length), self.causal, attention_mask)
-        elif self.variant == "local":
-            y = aft_local_blocked(q, k, v, self._local_bias(length), self.causal, attention_mask)
-        elif self.variant == "simple":
-            y = aft_simple(q, k, v, self.causal, attention_mask)
+        if cache is None:
+            y = self._parallel(q, k, v, attention_mask, grid, positions)
         else:
-            heads = (batch, length, self.num_heads, self.head_dim)
-            q, v = q.view(heads), v.view(heads)  # (B, T, H, Dh)
-            if self.spatial:
-                y = aft_conv2d(q, k, v, self.conv_kernel(), grid)
+            state = self._read_state(cache)
+            if state is None:
+                y = self._parallel(q, k, v, attention_mask, grid, positions)
+                state = self._prefill_state(k, v, attention_mask)
             else:
-                y = aft_conv1d(q, k, v, self.conv_kernel(), self.causal, attention_mask)
-            y = y.reshape(batch, length, -1)
+                y, state = self._decode(q, k, v, attention_mask, state)
+            self._write_state(cache, state, new_tokens=q.shape[1])
         return self.out_proj(y)  # (B, T, D)
+
+    # --------------------------------------------------------------------------------------------------------
+    # The recurrent form and its state
+    # --------------------------------------------------------------------------------------------------------
+
+    @property
+    def state_window(self) -> int:
+        """How many past keys the decoding state keeps beside its running sums (full: all of them)."""
+        if self.variant == "local":
+            return self.config.local_window - 1
+        if self.variant == "conv":
+            return self.config.conv_kernel_size - 1
+        return 0
+
+    def _keys(self, k):
+        """(..., H) or (..., D) keys to the layout of ops.aft_step: (..., H, 1) per head for conv, else unchanged."""
+        return k.unsqueeze(-1) if self.variant == "conv" else k
+
+    def _values(self, x):
+        return x.unflatten(-1, (self.num_heads, self.head_dim)) if self.variant == "conv" else x
+
+    def _prefill_state(self, k, v, attention_mask):
+        """The state after a prompt read by the parallel form: its real tokens, newest `state_window` in the window
+        and all older ones in the running sums (full: all of them in the window)."""
+        batch, length = k.shape[:2]
+        k, v = k.float(), v.float()
+        valid = torch.ones(batch, length, dtype=torch.bool, device=k.device)
+        if attention_mask is not None:
+            valid = attention_mask.bool()
+        count = valid.sum(dim=1)  # (B,)
+        if self.variant == "full":
+            return dict(keys=k, values=v, valid=valid, count=count, steps=length)
+        rank = torch.cumsum(valid.long(), dim=1) - 1  # (B, T): position among the real tokens
+        window = self.state_window
+        slot = rank - (count.unsqueeze(1) - window)  # (B, T): the window slot of each real token, < 0: older
+        in_window = valid & (slot >= 0)
+        older = valid & (slot < 0)
+        kk = k.unflatten(-1, (self.num_heads, 1)) if self.variant == "conv" else k  # (B, T, H, 1) or (B, T, D)
+        vv = self._values(v)
+        if self.variant == "conv":  # heads lead, time second to last
+            running = running_sums(kk.transpose(1, 2), vv.transpose(1, 2), older.unsqueeze(1))
+        else:
+            running = running_sums(kk, vv, older)
+        index = torch.where(in_window, slot, torch.full_like(slot, window))  # everything else to a spare slot
+        packed = torch.cat([k, v, torch.ones_like(k[..., :1])], dim=-1)  # (B, T, Dk + D + 1)
+        buffer = packed.new_zeros(batch, window + 1, packed.shape[-1])
+        buffer.scatter_(1, index.unsqueeze(-1).expand_as(packed), packed)
+        buffer = buffer[:, :window]  # (B, s - 1, Dk + D + 1); the last channel marks filled slots
+        return dict(running=running, buffer=buffer, count=count, steps=length)
+
+    def _decode(self, q, k, v, attention_mask, state):
+        """Tokens one at a time against the state (prompts fed in pieces, and every generated token)."""
+        outputs = []
+        for t in range(q.shape[1]):
+            valid_t = None if attention_mask is None else attention_mask[:, t].bool()
+            y_t, state = self._step(q[:, t], k[:, t], v[:, t], valid_t, state)
+            outputs.append(y_t)
+        return torch.stack(outputs, dim=1).to(q.dtype), state
+
+    def _step(self, q, k, v, valid, state):
+        batch = q.shape[0]
+        q, k, v = q.float(), k.float(), v.float()
+        if valid is None:
+            valid = torch.ones(batch, dtype=torch.bool, device=q.device)
+        count = state["count"]  # (B,): the position of this token among the real ones
+        _check_length(self.config, int(count.max()) + 1, what="sequence (prompt and generated tokens)")
+        if self.variant == "full":
+            keys = torch.cat([state["keys"], k.unsqueeze(1)], dim=1)  # (B, t + 1, D)
+            values = torch.cat([state["values"], v.unsqueeze(1)], dim=1)
+            seen = torch.cat([state["valid"], valid.unsqueeze(1)], dim=1)  # (B, t + 1)
+            key_positions = (torch.cumsum(seen.long(), dim=1) - 1).clamp_min(0)
+            bias = self._bias(count.unsqueeze(1), key_positions).squeeze(1)  # (B, t + 1)
+            y = aft_step(q, keys, values, bias, seen)
+            new_state = dict(keys=keys, values=values, valid=seen, count=count + valid.long(), steps=state["steps"] + 1)
+            return y, new_state
+
+        window = self.state_window
+        buffer = state["buffer"]  # (B, s - 1, Dk + D + 1)
+        dk = k.shape[-1]
+        current = torch.cat([k, v, valid.float().unsqueeze(-1)], dim=-1).unsqueeze(1)  # (B, 1, Dk + D + 1)
+        win = torch.cat([buffer, current], dim=1)  # (B, s, Dk + D + 1): the window, oldest first
+        win_k, win_v, win_valid = win[..., :dk], win[..., dk:-1], win[..., -1] > 0
+        offsets = torch.arange(window, -1, -1, device=q.device)  # t - t' of each window slot: s-1, ..., 0
+        if self.variant == "local":
+            key_positions = (count.unsqueeze(1) - offsets).clamp_min(0)  # (B, s)
+            bias = self._bias(count.unsqueeze(1), key_positions).squeeze(1)  # (B, s)
+            y = aft_step(q, win_k, win_v, bias, win_valid, state["running"])
+        elif self.variant == "conv":
+            bias = self.conv_kernel().float()[:, offsets]  # (H, s): kernel[h, j] is the bias of t' = t - j
+            y = aft_step(
+                self._values(q),
+                win_k.unsqueeze(-1).transpose(1, 2),  # (B, H, s, 1)
+                self._values(win_v).transpose(1, 2),  # (B, H, s, Dh)
+                bias,
+                win_valid.unsqueeze(1),
+                state["running"],
+            ).flatten(-2)
+        else:
+            y = aft_step(q, win_k, win_v, torch.zeros_like(win_valid, dtype=q.dtype), win_valid, state["running"])
+
+        # A real token enters the window and pushes its oldest key into the running sums; padding changes nothing.
+        leaving = win[:, 0]  # (B, Dk + D + 1)
+        leave_valid = valid & (leaving[:, -1] > 0)
+        leave_k, leave_v = self._keys(leaving[:, :dk]), self._values(leaving[:, dk:-1])
+        running = fold_running_sums(state["running"], leave_k, leave_v, leave_valid.view(batch, *[1] * (leave_k.dim() - 2)))
+        new_buffer = torch.where(valid.view(batch, 1, 1), win[:, 1:], buffer)
+        return y, dict(running=running, buffer=new_buffer, count=count + valid.long(), steps=state["steps"] + 1)
+
+    def _read_state(self, cache):
+        if self.variant == "full":
+            if len(cache.layers) <= self.layer_idx or not cache.layers[self.layer_idx].is_initialized:
+                return None
+            layer = cache.layers[self.layer_idx]
+            keys, values = layer.keys[:, 0], layer.values[:, 0]  # (B, t, D + 1), (B, t, D)
+            seen = keys[..., -1] > 0
+            return dict(keys=keys[..., :-1], values=values, valid=seen, count=seen.sum(1), steps=keys.shape[1])
+        layer = self._linear_layer(cache)
+        if not layer.has_previous_state[0]:
+            return None
+        packed = layer.recurrent_states[0]  # (B, D + 2 Dk + 2)
+        d, dk = self.config.hidden_size, self.num_heads if self.variant == "conv" else self.config.hidden_size
+        num, den, mx = packed[:, :d], packed[:, d : d + dk], packed[:, d + dk : d + 2 * dk]
+        running = (self._values(num), self._keys(den), self._keys(mx))
+        buffer = layer.conv_states[0].transpose(1, 2) if self.state_window > 0 else packed.new_zeros(len(packed), 0, dk + d + 1)
+        return dict(running=running, buffer=buffer, count=packed[:, -2].long(), steps=int(packed[0, -1]))
+
+    def _write_state(self, cache, state, new_tokens: int):
+        if self.variant == "full":
+            # The cache keeps keys with a last channel marking real tokens, so positions survive beam reordering.
+            new = slice(-new_tokens, None)
+            keys = torch.cat([state["keys"], state["valid"].unsqueeze(-1).float()], dim=-1)[:, new]
+            cache.update(keys.unsqueeze(1), state["values"][:, new].unsqueeze(1), self.layer_idx)
+            return
+        layer = self._linear_layer(cache)
+        num, den, mx = (x.flatten(1) for x in state["running"])
+        batch = num.shape[0]
+        steps = torch.full((batch, 1), float(state["steps"]), device=num.device)
+        packed = torch.cat([num, den, mx, state["count"].float().unsqueeze(1), steps], dim=1)
+        if not layer.is_recurrent_states_initialized[0]:
+            layer.lazy_initialization(recurrent_states=packed)
+        layer.recurrent_states[0] = packed
+        if self.state_window > 0:
+            conv = state["buffer"].transpose(1, 2).contiguous()  # (B, Dk + D + 1, s - 1): time last, as the cache keeps it
+            if not layer.is_conv_states_initialized[0]:
+                layer.lazy_initialization(conv_states=conv)
+            layer.conv_states[0] = conv
+        layer.has_previous_state[0] = True
+
+    def _linear_layer(self, cache):
+        layer = cache.layers[self.layer_idx] if len(cache.layers) > self.layer_idx else None
+        if not isinstance(layer, LinearAttentionCacheLayerMixin):
+            raise ValueError(
+                f"AFT-{self.variant} keeps a recurrent decoding state, but the cache's layer {self.layer_idx} is "
+                f"{type(layer).__name__}; pass DynamicCache(config=model.config) (or let generate() build it)."
+            )
+        return layer
 
 
 class AFTMLP(nn.Module):
@@ -146,13 +346,14 @@ class AFTBlock(GradientCheckpointingLayer):
         super().__init__()
         self.layer_idx = layer_idx
         self.ln_1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mixer = AFTMixer(config, spatial=spatial)
+        self.mixer = AFTMixer(config, spatial=spatial, layer_idx=layer_idx)
         self.ln_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = AFTMLP(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states, attention_mask=None, grid=None):
-        hidden_states = hidden_states + self.dropout(self.mixer(self.ln_1(hidden_states), attention_mask, grid))
+    def forward(self, hidden_states, attention_mask=None, grid=None, cache=None, positions=None):
+        mixed = self.mixer(self.ln_1(hidden_states), attention_mask, grid, cache=cache, positions=positions)
+        hidden_states = hidden_states + self.dropout(mixed)
         return hidden_states + self.dropout(self.mlp(self.ln_2(hidden_states)))
 
 
@@ -239,32 +440,80 @@ class AFTModel(AFTPreTrainedModel):
                 f"got {tuple(inputs_embeds.shape)}."
             )
         batch, length = inputs_embeds.shape[:2]
-        _check_length(self.config, length)
-        attention_mask = _check_attention_mask(attention_mask, batch, length)
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training
+        if not self.config.causal:
+            use_cache = False  # a bidirectional model has no decoding state
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        past = self.past_state_count(cache)  # (B,) real tokens already in the state, or None
+        attention_mask = _check_attention_mask(attention_mask, batch, length, past is not None)
+        positions = self._positions(attention_mask, past, position_ids, batch, length, inputs_embeds.device)
+        if positions is None:
+            _check_length(self.config, length)
+        else:
+            real = positions if attention_mask is None else positions.masked_fill(attention_mask == 0, 0)
+            _check_length(self.config, int(real.max()) + 1)
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # nothing padded: the unmasked path is cheaper
+
         hidden_states = inputs_embeds
         if self.embed_positions is not None:
-            if position_ids is None:
-                position_ids = torch.arange(length, device=hidden_states.device).unsqueeze(0)  # (1, T)
-            hidden_states = hidden_states + self.embed_positions(position_ids)
+            index = positions if positions is not None else torch.arange(length, device=hidden_states.device)
+            hidden_states = hidden_states + self.embed_positions(index)
         hidden_states = self.dropout(hidden_states)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
+            hidden_states = layer(hidden_states, attention_mask, cache=cache, positions=positions)
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
         hidden_states = self.norm(hidden_states)
 
-        output = BaseModelOutputWithPast(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
+        output = BaseModelOutputWithPast(
+            last_hidden_state=hidden_states, cache=cache if use_cache else None, hidden_states=all_hidden_states
+        )
         return output if return_dict else output.to_tuple()
+
+    def past_state_count(self, cache) -> torch.Tensor | None:
+        """How many real tokens of each sequence the cache's state has read (None: no state yet)."""
+        if cache is None or not self.layers:
+            return None
+        state = self.layers[0].mixer._read_state(cache)
+        return None if state is None else state["count"]
+
+    def past_state_steps(self, cache) -> int:
+        """How many time steps (padding included) the cache's state has read."""
+        if cache is None or not self.layers:
+            return 0
+        state = self.layers[0].mixer._read_state(cache)
+        return 0 if state is None else state["steps"]
+
+    @staticmethod
+    def _positions(attention_mask, past, position_ids, batch, length, device):
+        """The position of every new token among the real tokens of its sequence; None when that is 0..T-1 for
+        every sequence (the shared, cheaper path)."""
+        if position_ids is not None:
+            positions = position_ids.expand(batch, length)
+        elif attention_mask is None and past is None:
+            return None
+        else:
+            mask = attention_mask if attention_mask is not None else torch.ones(batch, length, device=device)
+            positions = torch.cumsum(mask.long(), dim=1) - 1  # (B, T)
+            if past is not None:
+                positions = positions + past.unsqueeze(1)
+        positions = positions.clamp_min(0)
+        if past is None and bool((positions == torch.arange(length, device=device)).all()):
+            return None
+        return positions
 
 
 class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
     """AFT language model: the text backbone and a linear head tied to the token embeddings."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    # A recurrent state cannot be rolled back to a shorter text, which assisted generation needs.
+    _is_stateful = True
 
     def __init__(self, config: AFTConfig):
         super().__init__(config)
@@ -277,21 +526,22 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        # No decoding state yet: generate() must not build a cache this model would leave empty.
-        return False
-
-    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, inputs_embeds=None, **kwargs):
-        # Without a decoding state every step re-reads the whole prefix, so generate() must not cut the input down
-        # to the newest token (it does whenever use_cache is set).
-        if inputs_embeds is not None:
-            raise ValueError(
-                "generate() from inputs_embeds needs AFT's decoding state, which this version does not have yet; "
-                "pass input_ids instead."
-            )
-        kwargs.pop("cache", None)
-        return super().prepare_inputs_for_generation(input_ids, next_sequence_length=None, **kwargs)
+    def prepare_inputs_for_generation(
+        self, input_ids, next_sequence_length=None, cache=None, inputs_embeds=None, **kwargs
+    ):
+        # generate() cuts the input down to the unread tokens itself for key/value caches, but not for recurrent
+        # ones: when a generation continues from a returned state, hand the model only what the state has not read.
+        steps = self.model.past_state_steps(cache)
+        if steps and next_sequence_length is None and inputs_embeds is None:
+            if input_ids.shape[1] <= steps:
+                raise ValueError(
+                    f"the cache has already read {steps} tokens but input_ids holds {input_ids.shape[1]}; pass the "
+                    "whole sequence (prompt and generated tokens) together with the cache returned for it."
+                )
+            next_sequence_length = input_ids.shape[1] - steps
+        return super().prepare_inputs_for_generation(
+            input_ids, next_sequence_length=next_sequence_length, cache=cache, inputs_embeds=inputs_embeds, **kwargs
+        )
 
     def get_input_embeddings(self):
         return self.model.embed_tokens
@@ -330,6 +580,8 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
             attention_mask=attention_mask,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
+            cache=cache,
+            use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
@@ -339,7 +591,9 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
-        output = CausalLMOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        output = CausalLMOutputWithPast(
+            loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
+        )
         return output if return_dict else output.to_tuple()
 
 

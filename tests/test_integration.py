@@ -334,14 +334,6 @@ def test_greedy_generate_with_the_default_cache_setting_equals_an_argmax_loop(va
     _check_generate(variant)
 
 
-def test_generate_from_inputs_embeds_is_refused_clearly():
-    """Until the decoding state exists, generate() from embeddings cannot re-read its prefix: a clear error."""
-    model = make_lm("simple")
-    embeds = model.get_input_embeddings()(token_ids(1, 5, seed=8))
-    with pytest.raises(ValueError, match="inputs_embeds"):
-        model.generate(inputs_embeds=embeds, max_new_tokens=3, do_sample=False, pad_token_id=0)
-
-
 @pytest.mark.parametrize("variant", ["simple", "conv"])
 def test_generate_with_left_padding(variant):
     """Variants without absolute positions generate the same continuation from a left-padded batch."""

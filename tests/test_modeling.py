@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageClassification
+from transformers.cache_utils import Cache
 from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
     BaseModelOutputWithPooling,
@@ -259,17 +260,23 @@ def test_tuple_outputs_equal_dict_outputs(variant):
         base_dict = model.model(ids)
         base_tuple = model.model(ids, return_dict=False)
     assert isinstance(out, CausalLMOutputWithPast)
-    assert isinstance(as_tuple, tuple) and len(as_tuple) == 3
+    # In eval mode the model returns its decoding state (config.use_cache), as GPT-2 returns past_key_values.
+    assert isinstance(out.cache, Cache)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 4
     assert torch.equal(as_tuple[0], out.loss)
     assert torch.equal(as_tuple[1], out.logits)
-    assert len(as_tuple[2]) == len(out.hidden_states)
-    for a, b in zip(as_tuple[2], out.hidden_states):
+    assert isinstance(as_tuple[2], Cache)
+    assert len(as_tuple[3]) == len(out.hidden_states)
+    for a, b in zip(as_tuple[3], out.hidden_states):
         assert torch.equal(a, b)
-    assert isinstance(no_labels, tuple) and len(no_labels) == 1
+    assert isinstance(no_labels, tuple) and len(no_labels) == 2
     assert torch.equal(no_labels[0], out.logits)
     assert isinstance(base_dict, BaseModelOutputWithPast)
-    assert isinstance(base_tuple, tuple) and len(base_tuple) == 1
+    assert isinstance(base_tuple, tuple) and len(base_tuple) == 2
     assert torch.equal(base_tuple[0], base_dict.last_hidden_state)
+    with torch.no_grad():
+        without_cache = model(ids, use_cache=False, return_dict=False)
+    assert len(without_cache) == 1 and torch.equal(without_cache[0], out.logits)
 
     # return_dict from the config when the call does not say.
     model.config.return_dict = False

@@ -1,0 +1,250 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""Decoding with AFT's recurrent state: the step form equals the parallel form at every position, and generate()
+with the state equals generate() re-reading the whole text, for every strategy."""
+
+import pytest
+import torch
+from transformers import DynamicCache
+
+from modeling_aft import AFTConfig, AFTForCausalLM
+from tests.helpers import randomize
+
+VARIANTS = ["full", "local", "simple", "conv"]
+WINDOW, KERNEL = 4, 3
+
+
+def make_lm(variant, seed=0, **overrides):
+    kwargs = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_heads=4,
+        max_position_embeddings=128,
+        local_window=WINDOW,
+        position_bias_dim=8,
+        conv_kernel_size=KERNEL,
+        hidden_dropout_prob=0.0,
+        pad_token_id=0,
+    )
+    kwargs.update(overrides)
+    torch.manual_seed(seed)
+    return randomize(AFTForCausalLM(AFTConfig.from_preset(f"cpu-text-{variant}", **kwargs)), seed=seed).eval()
+
+
+def ids(batch, length, seed=0):
+    return torch.randint(1, 256, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def cache_tensors(cache):
+    """Every tensor a cache holds, layer by layer, in a fixed order."""
+    out = []
+    for layer in cache.layers:
+        for name in ("keys", "values"):
+            if getattr(layer, name, None) is not None and getattr(layer, "is_initialized", False):
+                out.append(getattr(layer, name))
+        for states in (getattr(layer, "conv_states", {}), getattr(layer, "recurrent_states", {})):
+            out.extend(t for t in states.values() if t is not None)
+    return out
+
+
+def cache_bytes(cache):
+    return sum(t.numel() * t.element_size() for t in cache_tensors(cache))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The step form equals the parallel form
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("length, prefill", [(1, 1), (9, 1), (9, 4), (37, 5), (70, 33)])
+def test_steps_equal_the_parallel_forward(variant, length, prefill):
+    """Prefill `prefill` tokens in parallel, then one token at a time: the logits of every position equal those of
+    one parallel forward over the whole text (crossing the window, the kernel and the 16- and 32-token blocks)."""
+    model = make_lm(variant)
+    x = ids(2, length, seed=length)
+    with torch.no_grad():
+        reference = model(x, use_cache=False).logits
+        out = model(x[:, :prefill], use_cache=True)
+        logits, cache = [out.logits], out.cache
+        for t in range(prefill, length):
+            out = model(x[:, t : t + 1], cache=cache, use_cache=True)
+            logits.append(out.logits)
+    torch.testing.assert_close(torch.cat(logits, dim=1), reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_chunked_prefill_gives_the_same_state(variant):
+    """A prompt fed in pieces with the cache carried over leaves the same state as one parallel prefill."""
+    model = make_lm(variant)
+    x = ids(2, 30, seed=1)
+    with torch.no_grad():
+        whole = model(x, use_cache=True)
+        first = model(x[:, :7], use_cache=True)
+        second = model(x[:, 7:19], cache=first.cache, use_cache=True)
+        third = model(x[:, 19:], cache=second.cache, use_cache=True)
+    torch.testing.assert_close(torch.cat([first.logits, second.logits, third.logits], 1), whole.logits)
+    a, b = cache_tensors(whole.cache), cache_tensors(third.cache)
+    assert len(a) == len(b) > 0
+    for x_whole, x_chunked in zip(a, b):
+        torch.testing.assert_close(x_chunked, x_whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["local", "simple", "conv"])
+def test_recurrent_state_has_constant_size(variant):
+    """simple, local and conv hold the same number of bytes after 20 and after 300 tokens; full grows."""
+    model = make_lm(variant, max_position_embeddings=512)
+    sizes = {}
+    with torch.no_grad():
+        out = model(ids(1, 4), use_cache=True)
+        cache = out.cache
+        for t in range(4, 300):
+            out = model(ids(1, 1, seed=t), cache=cache, use_cache=True)
+            if t + 1 in (20, 300):
+                sizes[t + 1] = cache_bytes(cache)
+    assert sizes[20] == sizes[300] > 0
+
+
+def test_full_state_grows_like_a_kv_cache():
+    model = make_lm("full")
+    with torch.no_grad():
+        short = model(ids(1, 10), use_cache=True).cache
+        long_ = model(ids(1, 40), use_cache=True).cache
+    assert cache_bytes(long_) == 4 * cache_bytes(short)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generate(): with the state equals without it
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def generate_both(model, prompt, seed=0, **kwargs):
+    results = []
+    for use_cache in (True, False):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            results.append(model.generate(prompt, use_cache=use_cache, pad_token_id=0, **kwargs))
+    return results
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_sampling_with_the_state_equals_sampling_without(variant):
+    model = make_lm(variant)
+    prompt = ids(2, 6, seed=2)
+    with_state, without = generate_both(
+        model, prompt, do_sample=True, temperature=0.8, top_k=50, top_p=0.9, max_new_tokens=15
+    )
+    assert with_state.shape == (2, 21)
+    assert torch.equal(with_state, without)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_beam_search_with_the_state_equals_beam_search_without(variant):
+    """Beam search reorders the state between steps (the cache layers' reorder_cache)."""
+    model = make_lm(variant)
+    prompt = ids(2, 5, seed=3)
+    with_state, without = generate_both(
+        model, prompt, num_beams=3, num_return_sequences=2, max_new_tokens=8, do_sample=False
+    )
+    assert with_state.shape == (4, 13)
+    assert torch.equal(with_state, without)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_scores_repetition_penalty_and_eos(variant):
+    model = make_lm(variant)
+    prompt = ids(1, 6, seed=4)
+    kwargs = dict(
+        do_sample=False,
+        max_new_tokens=10,
+        repetition_penalty=1.3,
+        return_dict_in_generate=True,
+        output_scores=True,
+    )
+    with_state, without = generate_both(model, prompt, **kwargs)
+    assert torch.equal(with_state.sequences, without.sequences)
+    assert len(with_state.scores) == len(without.scores) == 10
+    for a, b in zip(with_state.scores, without.scores):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # Stop on EOS: the first generated token that did not occur before it becomes the end of the text.
+    generated = with_state.sequences[0, 6:].tolist()
+    stop = next((i for i in range(1, len(generated)) if generated[i] not in generated[:i]), 0)
+    with torch.no_grad():
+        stopped = model.generate(
+            prompt,
+            do_sample=False,
+            max_new_tokens=10,
+            repetition_penalty=1.3,
+            eos_token_id=generated[stop],
+            pad_token_id=0,
+        )
+    assert stopped[0, 6:].tolist() == generated[: stop + 1]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_left_padded_rows_equal_prompts_generated_alone(variant):
+    """Padding is masked out of the state, and full/local read their position biases at each row's own positions."""
+    model = make_lm(variant)
+    short, long_ = ids(1, 4, seed=5), ids(1, 9, seed=6)
+    batch = torch.cat([torch.cat([torch.zeros(1, 5, dtype=torch.long), short], 1), long_])
+    mask = (torch.arange(9) >= torch.tensor([[5], [0]])).long()
+    with torch.no_grad():
+        together = model.generate(batch, attention_mask=mask, max_new_tokens=7, do_sample=False, pad_token_id=0)
+        alone_short = model.generate(short, max_new_tokens=7, do_sample=False, pad_token_id=0)
+        alone_long = model.generate(long_, max_new_tokens=7, do_sample=False, pad_token_id=0)
+    assert torch.equal(together[0, 5:], alone_short[0])
+    assert torch.equal(together[1], alone_long[0])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_generate_from_inputs_embeds(variant):
+    model = make_lm(variant)
+    prompt = ids(1, 7, seed=7)
+    with torch.no_grad():
+        from_ids = model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0)
+        embeds = model.get_input_embeddings()(prompt)
+        from_embeds = model.generate(inputs_embeds=embeds, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    assert torch.equal(from_embeds[0], from_ids[0, 7:])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_continue_from_a_returned_cache(variant):
+    model = make_lm(variant)
+    prompt = ids(2, 5, seed=8)
+    greedy = dict(do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        in_one_go = model.generate(prompt, max_new_tokens=12, **greedy)
+        first = model.generate(prompt, max_new_tokens=5, return_dict_in_generate=True, **greedy)
+        assert first.cache is not None
+        second = model.generate(first.sequences, cache=first.cache, max_new_tokens=7, **greedy)
+    assert torch.equal(second, in_one_go)
+
+
+def test_a_cache_without_the_model_layout_is_refused():
+    model = make_lm("simple")
+    with pytest.raises(ValueError, match="DynamicCache\\(config=model.config\\)"):
+        model(ids(1, 3), cache=DynamicCache(), use_cache=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Length: relative variants run past their training length, absolute ones stop with a clear error
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["simple", "conv"])
+def test_relative_variants_generate_past_max_positions(variant):
+    model = make_lm(variant, max_position_embeddings=16)
+    with torch.no_grad():
+        out = model.generate(ids(1, 10), max_new_tokens=30, do_sample=False, pad_token_id=0)
+    assert out.shape == (1, 40)
+
+
+@pytest.mark.parametrize("variant", ["full", "local"])
+def test_absolute_variants_stop_at_max_positions(variant):
+    """16 positions read give a 17th token; reading a 17th position is refused, naming the limit."""
+    model = make_lm(variant, max_position_embeddings=16)
+    with torch.no_grad():
+        ok = model.generate(ids(1, 10), max_new_tokens=7, do_sample=False, pad_token_id=0)
+        assert ok.shape == (1, 17)
+        with pytest.raises(ValueError, match="max_position_embeddings=16"):
+            model.generate(ids(1, 10), max_new_tokens=8, do_sample=False, pad_token_id=0)
