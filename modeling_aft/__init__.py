@@ -2,7 +2,7 @@
 """aft-transformers: the Attention Free Transformer (Zhai et al., 2021) as a Hugging Face model family.
 
 Importing this package registers the model type "aft" with AutoConfig, AutoModel, AutoModelForCausalLM and
-AutoModelForImageClassification.
+AutoModelForImageClassification, and AFTByteTokenizer (the enwik8 byte tokenizer) with AutoTokenizer.
 """
 
 from transformers import (
@@ -23,6 +23,7 @@ from .modeling_aft import (
     AFTPreTrainedModel,
     AFTVisionModel,
 )
+from .tokenization_aft import AFTByteTokenizer, register_tokenizer
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ AutoConfig.register(AFTConfig.model_type, AFTConfig, exist_ok=True)
 AutoModel.register(AFTConfig, AFTModel, exist_ok=True)
 AutoModelForCausalLM.register(AFTConfig, AFTForCausalLM, exist_ok=True)
 AutoModelForImageClassification.register(AFTConfig, AFTForImageClassification, exist_ok=True)
+register_tokenizer()
 
 __all__ = [
     "AFTConfig",
@@ -40,6 +42,7 @@ __all__ = [
     "AFTPreTrainedModel",
     "AFTMixer",
     "AFTBlock",
+    "AFTByteTokenizer",
     "AFT_VARIANTS",
     "PRESETS",
     "ops",
