@@ -1,0 +1,86 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""Generate text from a saved AFT language model, printing it as it comes.
+
+    python -m training.generate FOLDER --prompt "The " [--max-new-tokens 200] [--temperature 0.8] [--top-k 50]
+                                       [--top-p 0.95] [--repetition-penalty 1.1] [--greedy] [--seed 0]
+
+FOLDER holds a checkpoint written by `save_pretrained` (with its tokenizer; the byte tokenizer is used when the
+folder has none). Decoding runs on AFT's recurrent state: simple, local and conv keep a state of constant size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
+from transformers.utils import logging as hf_logging
+
+import modeling_aft  # noqa: F401  (registers "aft" with the Auto classes)
+from modeling_aft import AFTByteTokenizer
+
+
+def load(folder: Path):
+    if not (folder / "config.json").is_file():
+        raise SystemExit(f"error: {folder} holds no config.json; pass a folder written by save_pretrained.")
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    if (folder / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    else:
+        tokenizer = AFTByteTokenizer()
+    return model, tokenizer
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a saved AFTForCausalLM checkpoint")
+    parser.add_argument("--prompt", default="The ", help="text to continue (default: %(default)r)")
+    parser.add_argument("--max-new-tokens", type=positive(int), default=200)
+    parser.add_argument("--temperature", type=positive(float), default=0.8)
+    parser.add_argument("--top-k", type=int, default=50, help="0 disables top-k filtering")
+    parser.add_argument("--top-p", type=positive(float), default=0.95)
+    parser.add_argument("--repetition-penalty", type=positive(float), default=1.0)
+    parser.add_argument("--greedy", action="store_true", help="take the most likely byte instead of sampling")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.top_p > 1:
+        raise SystemExit(f"error: --top-p must lie in (0, 1]; got {args.top_p}.")
+    hf_logging.disable_progress_bar()
+    model, tokenizer = load(args.folder)
+    torch.manual_seed(args.seed)
+    inputs = tokenizer(args.prompt, return_tensors="pt")
+    if inputs["input_ids"].shape[1] == 0:
+        raise SystemExit("error: the prompt is empty; pass --prompt with at least one character.")
+    streamer = TextStreamer(tokenizer, skip_special_tokens=True)
+    sampling = {} if args.greedy else dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    with torch.no_grad():
+        model.generate(
+            **inputs,
+            max_new_tokens=args.max_new_tokens,
+            do_sample=not args.greedy,
+            repetition_penalty=args.repetition_penalty,
+            pad_token_id=tokenizer.pad_token_id,
+            streamer=streamer,
+            **sampling,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
