@@ -1,7 +1,28 @@
 # Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
 """Helpers shared by the model tests."""
 
+import textwrap
+
 import torch
+
+# The head of a script run in a subprocess that must not import this package: a saved folder's own code (copied
+# next to the weights by save_pretrained, loaded with trust_remote_code) has to be enough.
+BLOCK_PACKAGE = textwrap.dedent(
+    """
+    import importlib.abc
+    import sys
+
+
+    class BlockPackage(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "modeling_aft" or name.startswith("modeling_aft."):
+                raise ImportError(f"{name} imported, but the saved folder's own code should be used")
+            return None
+
+
+    sys.meta_path.insert(0, BlockPackage())
+    """
+)
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from transformers import AutoImageProcessor, Trainer, TrainingArguments, pipelin
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from modeling_aft import AFTConfig, AFTForCausalLM, AFTForImageClassification
-from tests.helpers import randomize
+from tests.helpers import BLOCK_PACKAGE, randomize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("full", "local", "simple", "conv")
@@ -75,22 +75,10 @@ def token_ids(batch, length, seed=0):
 # trust_remote_code: a saved folder loads without this package
 # ----------------------------------------------------------------------------------------------------------------
 
-REMOTE_SCRIPT = textwrap.dedent(
+REMOTE_SCRIPT = BLOCK_PACKAGE + textwrap.dedent(
     """
-    import importlib.abc
     import json
     import sys
-
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        # The installed package must not be needed: the code copied next to the weights has to be enough.
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_aft" or name.startswith("modeling_aft."):
-                raise ImportError(f"{name} imported, but the saved folder's own code should be used")
-            return None
-
-
-    sys.meta_path.insert(0, BlockPackage())
 
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageClassification

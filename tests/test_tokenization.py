@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer, pipeline
 
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM
+from tests.helpers import BLOCK_PACKAGE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENDOFTEXT = "<|endoftext|>"
@@ -269,22 +270,10 @@ def test_text_generation_pipeline(tmp_path):
     assert new_text == generator.tokenizer.decode(generated, skip_special_tokens=True)
 
 
-REMOTE_SCRIPT = textwrap.dedent(
+REMOTE_SCRIPT = BLOCK_PACKAGE + textwrap.dedent(
     """
-    import importlib.abc
     import json
     import sys
-
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        # The installed package must not be needed: the tokenization_aft.py saved in the folder has to be enough.
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_aft" or name.startswith("modeling_aft."):
-                raise ImportError(f"{name} imported, but the saved folder's own code should be used")
-            return None
-
-
-    sys.meta_path.insert(0, BlockPackage())
 
     from transformers import AutoTokenizer
 
