@@ -223,6 +223,11 @@ class AFTConfig(PreTrainedConfig):
         return [kind] * self.num_hidden_layers
 
     @property
+    def number_of_conv_states(self) -> int:
+        """Slots of each linear-attention cache layer: num, den, max and (count, steps) of the recurrent state."""
+        return 4
+
+    @property
     def has_absolute_positions(self) -> bool:
         """Whether the model learns something per absolute position, which bounds the sequence length."""
         return self.aft_variant in ("full", "local") or bool(self.use_position_embeddings)

@@ -235,7 +235,8 @@ class AFTMixer(nn.Module):
         if valid is None:
             valid = torch.ones(batch, dtype=torch.bool, device=q.device)
         count = state["count"]  # (B,): the position of this token among the real ones
-        _check_length(self.config, int(count.max()) + 1, what="sequence (prompt and generated tokens)")
+        if self.config.has_absolute_positions:
+            _check_length(self.config, int(count.max()) + 1, what="sequence (prompt and generated tokens)")
         if self.variant == "full":
             keys = torch.cat([state["keys"], k.unsqueeze(1)], dim=1)  # (B, t + 1, D)
             values = torch.cat([state["values"], v.unsqueeze(1)], dim=1)
@@ -278,23 +279,44 @@ class AFTMixer(nn.Module):
         new_buffer = torch.where(valid.view(batch, 1, 1), win[:, 1:], buffer)
         return y, dict(running=running, buffer=new_buffer, count=count + valid.long(), steps=state["steps"] + 1)
 
-    def _read_state(self, cache):
+    # Layout of the recurrent state in a transformers LinearAttentionLayer (config.number_of_conv_states slots):
+    # recurrent_states[0..2] hold num, den and max, recurrent_states[3] the (count, steps) of each sequence, and
+    # conv_states[0] the window (B, s - 1, Dk + D + 1) of keys, values and a flag for filled slots.
+    _NUM, _DEN, _MAX, _META = range(4)
+
+    def state_counts(self, cache):
+        """(count (B,), steps) of the state: real tokens read per sequence and time steps read; None if empty."""
         if self.variant == "full":
             if len(cache.layers) <= self.layer_idx or not cache.layers[self.layer_idx].is_initialized:
                 return None
-            layer = cache.layers[self.layer_idx]
-            keys, values = layer.keys[:, 0], layer.values[:, 0]  # (B, t, D + 1), (B, t, D)
-            seen = keys[..., -1] > 0
-            return dict(keys=keys[..., :-1], values=values, valid=seen, count=seen.sum(1), steps=keys.shape[1])
+            keys = cache.layers[self.layer_idx].keys
+            return (keys[:, 0, :, -1] > 0).sum(1), keys.shape[-2]
         layer = self._linear_layer(cache)
         if not layer.has_previous_state[0]:
             return None
-        packed = layer.recurrent_states[0]  # (B, D + 2 Dk + 2)
-        d, dk = self.config.hidden_size, self.num_heads if self.variant == "conv" else self.config.hidden_size
-        num, den, mx = packed[:, :d], packed[:, d : d + dk], packed[:, d + dk : d + 2 * dk]
-        running = (self._values(num), self._keys(den), self._keys(mx))
-        buffer = layer.conv_states[0].transpose(1, 2) if self.state_window > 0 else packed.new_zeros(len(packed), 0, dk + d + 1)
-        return dict(running=running, buffer=buffer, count=packed[:, -2].long(), steps=int(packed[0, -1]))
+        meta = layer.recurrent_states[self._META]
+        return meta[:, 0], int(meta[0, 1])
+
+    def _read_state(self, cache):
+        counts = self.state_counts(cache)
+        if counts is None:
+            return None
+        count, steps = counts
+        layer = cache.layers[self.layer_idx]
+        if self.variant == "full":
+            keys, values = layer.keys[:, 0], layer.values[:, 0]  # (B, t, D + 1), (B, t, D)
+            return dict(keys=keys[..., :-1], values=values, valid=keys[..., -1] > 0, count=count, steps=steps)
+        states = layer.recurrent_states
+        running = (states[self._NUM], states[self._DEN], states[self._MAX])
+        if self.state_window > 0:
+            buffer = layer.conv_states[0]
+        else:
+            buffer = running[0].new_zeros(len(count), 0, self._keys_dim + self.config.hidden_size + 1)
+        return dict(running=running, buffer=buffer, count=count, steps=steps)
+
+    @property
+    def _keys_dim(self) -> int:
+        return self.num_heads if self.variant == "conv" else self.config.hidden_size
 
     def _write_state(self, cache, state, new_tokens: int):
         if self.variant == "full":
@@ -304,18 +326,16 @@ class AFTMixer(nn.Module):
             cache.update(keys.unsqueeze(1), state["values"][:, new].unsqueeze(1), self.layer_idx)
             return
         layer = self._linear_layer(cache)
-        num, den, mx = (x.flatten(1) for x in state["running"])
-        batch = num.shape[0]
-        steps = torch.full((batch, 1), float(state["steps"]), device=num.device)
-        packed = torch.cat([num, den, mx, state["count"].float().unsqueeze(1), steps], dim=1)
-        if not layer.is_recurrent_states_initialized[0]:
-            layer.lazy_initialization(recurrent_states=packed)
-        layer.recurrent_states[0] = packed
+        steps = torch.full_like(state["count"], state["steps"])
+        slots = (*state["running"], torch.stack([state["count"], steps], dim=1))
+        for index, tensor in enumerate(slots):
+            if not layer.is_recurrent_states_initialized[index]:
+                layer.lazy_initialization(recurrent_states=tensor, state_idx=index)
+            layer.recurrent_states[index] = tensor
         if self.state_window > 0:
-            conv = state["buffer"].transpose(1, 2).contiguous()  # (B, Dk + D + 1, s - 1): time last, as the cache keeps it
             if not layer.is_conv_states_initialized[0]:
-                layer.lazy_initialization(conv_states=conv)
-            layer.conv_states[0] = conv
+                layer.lazy_initialization(conv_states=state["buffer"])
+            layer.conv_states[0] = state["buffer"]
         layer.has_previous_state[0] = True
 
     def _linear_layer(self, cache):
@@ -479,15 +499,15 @@ class AFTModel(AFTPreTrainedModel):
         """How many real tokens of each sequence the cache's state has read (None: no state yet)."""
         if cache is None or not self.layers:
             return None
-        state = self.layers[0].mixer._read_state(cache)
-        return None if state is None else state["count"]
+        counts = self.layers[0].mixer.state_counts(cache)
+        return None if counts is None else counts[0]
 
     def past_state_steps(self, cache) -> int:
         """How many time steps (padding included) the cache's state has read."""
         if cache is None or not self.layers:
             return 0
-        state = self.layers[0].mixer._read_state(cache)
-        return 0 if state is None else state["steps"]
+        counts = self.layers[0].mixer.state_counts(cache)
+        return 0 if counts is None else counts[1]
 
     @staticmethod
     def _positions(attention_mask, past, position_ids, batch, length, device):
@@ -531,8 +551,8 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
     ):
         # generate() cuts the input down to the unread tokens itself for key/value caches, but not for recurrent
         # ones: when a generation continues from a returned state, hand the model only what the state has not read.
-        steps = self.model.past_state_steps(cache)
-        if steps and next_sequence_length is None and inputs_embeds is None:
+        steps = self.model.past_state_steps(cache) if next_sequence_length is None and inputs_embeds is None else 0
+        if steps:
             if input_ids.shape[1] <= steps:
                 raise ValueError(
                     f"the cache has already read {steps} tokens but input_ids holds {input_ids.shape[1]}; pass the "
