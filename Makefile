@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k ops -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench-generation clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Generation speed and memory against GPT-2 (about 8 minutes on 2 cores); writes benchmarks/results/generation.*
+bench-generation: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,bench]'
+	$(PY) -m benchmarks.generation --out benchmarks/results/generation
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
