@@ -4,7 +4,8 @@
     python -m benchmarks.generation [--contexts 1024 4096 16384 65536] [--new-tokens 256]
                                     [--variants full local simple conv] [--out benchmarks/results/generation]
 
-What is compared. Every AFT variant at the `cpu-text-<variant>` preset (4 layers, width 128, MLP 512, bytes) with
+What is compared. Every AFT variant at the `cpu-text-<variant>` preset (4 layers, width 128, MLP 512, bytes; other
+sizes with --width and --layers, the MLP 4 x width, GPT-2 with 32-wide heads) with
 dropout 0 and `max_position_embeddings` = longest context + new tokens, and in the same run `GPT2LMHeadModel` of the
 same width, depth, MLP size and vocabulary (4 heads, dropout 0, attn_implementation="sdpa", its KV cache,
 `n_positions` = longest context + new tokens). Weights are random (seed 0): speed and memory do not depend on them.
@@ -83,7 +84,7 @@ def cores() -> int:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def build_model(name: str, max_positions: int):
+def build_model(name: str, max_positions: int, width: int = 128, layers: int = 4):
     import torch
 
     torch.manual_seed(0)
@@ -91,10 +92,10 @@ def build_model(name: str, max_positions: int):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         config = GPT2Config(
-            n_embd=128,
-            n_layer=4,
-            n_head=4,
-            n_inner=512,
+            n_embd=width,
+            n_layer=layers,
+            n_head=max(1, width // 32),
+            n_inner=4 * width,
             vocab_size=256,
             n_positions=max_positions,
             resid_pdrop=0.0,
@@ -110,7 +111,12 @@ def build_model(name: str, max_positions: int):
         from modeling_aft import AFTConfig, AFTForCausalLM
 
         config = AFTConfig.from_preset(
-            f"cpu-text-{name}", hidden_dropout_prob=0.0, max_position_embeddings=max_positions
+            f"cpu-text-{name}",
+            hidden_dropout_prob=0.0,
+            max_position_embeddings=max_positions,
+            hidden_size=width,
+            num_hidden_layers=layers,
+            intermediate_size=4 * width,
         )
         model = AFTForCausalLM(config)
     return model.eval()
@@ -180,7 +186,7 @@ def measure_one(spec: dict) -> None:
 
     name, length, new = spec["model"], spec["context"], spec["new_tokens"]
     result = dict(model=name, context=length, new_tokens=new, status="started")
-    model = build_model(name, spec["max_positions"])
+    model = build_model(name, spec["max_positions"], spec.get("width", 128), spec.get("layers", 4))
     result["parameters"] = sum(p.numel() for p in model.parameters())
     ids = context_ids(length)
     with torch.no_grad():
@@ -436,7 +442,7 @@ def print_ratios(ratios: dict) -> None:
         )
 
 
-def plot(results: list[dict], models: list[str], path: Path) -> None:
+def plot(results: list[dict], models: list[str], path: Path, width: int = 128, layers: int = 4) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -474,7 +480,7 @@ def plot(results: list[dict], models: list[str], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     new = next((r["new_tokens"] for r in results), "?")
-    fig.suptitle(f"Greedy generation of {new} tokens after a context, CPU, batch 1 (4 layers, width 128)")
+    fig.suptitle(f"Greedy generation of {new} tokens after a context, CPU, batch 1 ({layers} layers, width {width})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -493,6 +499,8 @@ def main(argv=None) -> None:
     parser.add_argument("--memory-limit-gb", type=float, default=16.0)
     parser.add_argument("--timeout", type=float, default=1500.0, help="seconds per measurement")
     parser.add_argument("--threads", type=int, default=cores())
+    parser.add_argument("--width", type=int, default=128, help="hidden size of every model (default: cpu-text-*)")
+    parser.add_argument("--layers", type=int, default=4, help="depth of every model")
     parser.add_argument("--profile", metavar="MODEL", choices=[*AFT_VARIANTS, BASELINE],
                         help="profile decode steps of one model instead of benchmarking")
     parser.add_argument("--profile-context", type=int, default=1024)
@@ -534,7 +542,7 @@ def main(argv=None) -> None:
                 results.append(dict(base, status=f"skipped: est. {estimate / 1e9:.1f} GB > {args.memory_limit_gb} GB",
                                     estimated_extra_bytes=estimate))
                 continue
-            spec = dict(base, max_positions=max_positions, threads=args.threads,
+            spec = dict(base, max_positions=max_positions, threads=args.threads, width=args.width, layers=args.layers,
                         data_limit_bytes=int(limit + 2e9))
             load = os.getloadavg()[0]
             print(f"[{time.perf_counter() - started:7.1f} s] {name} at {context} (load {load:.2f}) ...", flush=True)
@@ -559,6 +567,7 @@ def main(argv=None) -> None:
     report = dict(
         machine=facts,
         settings=dict(contexts=contexts, new_tokens=args.new_tokens, models=models, max_positions=max_positions,
+                      width=args.width, layers=args.layers,
                       full_max_context=args.full_max_context, memory_limit_gb=args.memory_limit_gb,
                       timeout_s=args.timeout, threads=args.threads),
         method=__doc__,
@@ -569,7 +578,7 @@ def main(argv=None) -> None:
     json_path, png_path = out.with_suffix(".json"), out.with_suffix(".png")
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     try:
-        plot(results, models, png_path)
+        plot(results, models, png_path, args.width, args.layers)
     except ImportError:
         png_path = None
         print("matplotlib is not installed: no plot")
