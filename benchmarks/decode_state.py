@@ -2,7 +2,8 @@
 """Does a decoding step cost the same after a short and after a long context? Measured side by side.
 
     python -m benchmarks.decode_state [--short 1024] [--long 65536] [--rounds 7] [--steps 32]
-                                      [--variants local simple conv] [--baseline] [--out benchmarks/results/decode_state]
+                                      [--variants local simple conv] [--baseline]
+                                      [--out benchmarks/results/decode_state]
 
 `benchmarks.generation` measures each context in its own process, one after the other; on a shared machine the
 load drifts between them by tens of percent, which swamps a ratio that should be 1. Here one process holds two
@@ -32,8 +33,18 @@ def build(name: str, positions: int):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         config = GPT2Config(
-            n_embd=128, n_layer=4, n_head=4, n_inner=512, vocab_size=256, n_positions=positions,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa", bos_token_id=0, eos_token_id=0,
+            n_embd=128,
+            n_layer=4,
+            n_head=4,
+            n_inner=512,
+            vocab_size=256,
+            n_positions=positions,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            attn_implementation="sdpa",
+            bos_token_id=0,
+            eos_token_id=0,
         )
         return GPT2LMHeadModel(config).eval()
     config = AFTConfig.from_preset(f"cpu-text-{name}", hidden_dropout_prob=0.0, max_position_embeddings=positions)
@@ -103,7 +114,9 @@ def main(argv=None) -> int:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     facts = dict(torch=torch.__version__, threads=torch.get_num_threads(), date=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    args.out.with_suffix(".json").write_text(json.dumps(dict(machine=facts, settings=vars(args) | {"out": str(args.out)}, results=rows), indent=2))
+    args.out.with_suffix(".json").write_text(
+        json.dumps(dict(machine=facts, settings=vars(args) | {"out": str(args.out)}, results=rows), indent=2)
+    )
     print(f"wrote {args.out.with_suffix('.json')}")
     return 0
 

@@ -191,7 +191,8 @@ class AFTConfig(PreTrainedConfig):
                 raise ValueError(f"conv_kernel_size={self.conv_kernel_size} must be at least 1.")
             if not self.causal and self.conv_kernel_size % 2 == 0:
                 raise ValueError(
-                    f"conv_kernel_size={self.conv_kernel_size} must be odd for a bidirectional (causal=False) AFT-conv, "
+                    f"conv_kernel_size={self.conv_kernel_size} must be odd for a bidirectional (causal=False) "
+                    "AFT-conv, "
                     f"whose kernel is centred; use {self.conv_kernel_size + 1} or {self.conv_kernel_size - 1}."
                 )
         if self.image_size < 1 or self.patch_size < 1 or self.image_size % self.patch_size != 0:

@@ -57,7 +57,8 @@ def _check_attention_mask(attention_mask, batch: int, length: int, has_past: boo
     ok = ok and (attention_mask.shape[1] == length or (has_past and attention_mask.shape[1] > length))
     if not ok:
         raise ValueError(
-            f"attention_mask has shape {tuple(attention_mask.shape)}; expected (batch, sequence) = ({batch}, {length}), "
+            f"attention_mask has shape {tuple(attention_mask.shape)}; expected (batch, sequence) = "
+            f"({batch}, {length}), "
             "1 for real tokens and 0 for padding."
         )
     return attention_mask[:, -length:]
@@ -275,7 +276,9 @@ class AFTMixer(nn.Module):
         leaving = win[:, 0]  # (B, Dk + D + 1)
         leave_valid = valid & (leaving[:, -1] > 0)
         leave_k, leave_v = self._keys(leaving[:, :dk]), self._values(leaving[:, dk:-1])
-        running = fold_running_sums(state["running"], leave_k, leave_v, leave_valid.view(batch, *[1] * (leave_k.dim() - 2)))
+        running = fold_running_sums(
+            state["running"], leave_k, leave_v, leave_valid.view(batch, *[1] * (leave_k.dim() - 2))
+        )
         new_buffer = torch.where(valid.view(batch, 1, 1), win[:, 1:], buffer)
         return y, dict(running=running, buffer=new_buffer, count=count + valid.long(), steps=state["steps"] + 1)
 

@@ -737,7 +737,9 @@ def running_sums(kappa, v, valid=None):
         kappa = torch.where(valid.unsqueeze(-1), kappa, floor)
         v = _masked_values(v, valid.unsqueeze(-1))
     if kappa.shape[-2] == 0:
-        return empty_running_sums(v.shape[:-2] + v.shape[-1:], kappa.shape[:-2] + kappa.shape[-1:], kappa.device, kappa.dtype)
+        return empty_running_sums(
+            v.shape[:-2] + v.shape[-1:], kappa.shape[:-2] + kappa.shape[-1:], kappa.device, kappa.dtype
+        )
     m = kappa.amax(dim=-2)  # (..., Dk)
     e = torch.exp(kappa - m.unsqueeze(-2))  # (..., T, Dk)
     if valid is not None:

@@ -10,8 +10,9 @@ is `"<|endoftext|>"`: `eos_token`, `bos_token` and `pad_token` are that string, 
 and `convert_tokens_to_ids("<|endoftext|>") == 0`. The name is only a name, never text:
 
 - Encoding reads text as bytes and nothing else (`split_special_tokens=True` by default): the characters
-  "<|endoftext|>" in a text are those 13 bytes, and the NUL character is id 0. So `tokenizer(text + tokenizer.eos_token)`
-  does *not* end in EOS; append `tokenizer.eos_token_id` to the ids, or "\\x00" to the text, instead.
+  "<|endoftext|>" in a text are those 13 bytes, and the NUL character is id 0. So
+  `tokenizer(text + tokenizer.eos_token)` does *not* end in EOS; append `tokenizer.eos_token_id` to the ids, or
+  "\\x00" to the text, instead.
 - Decoding turns id 0 back into the NUL character "\\x00" (with the default `skip_special_tokens=False`), so that
   `decode(encode(text)) == text` holds for every text, NUL included. With `skip_special_tokens=True` (which
   `pipeline("text-generation")` uses) id 0 is dropped: that is the one exception to the round trip.
