@@ -105,6 +105,23 @@ def test_recurrent_state_has_constant_size(variant):
     assert sizes[20] == sizes[300] > 0
 
 
+@pytest.mark.parametrize("variant", ["local", "simple", "conv"])
+def test_state_after_100_and_after_100000_tokens_has_the_same_size(variant):
+    """The issue's numbers: a 100,000-token prompt (read in parallel) leaves as many bytes as a 100-token one, and
+    a step after it still matches the parallel form."""
+    model = make_lm(variant, max_position_embeddings=100_016, num_hidden_layers=1)
+    sizes = []
+    with torch.no_grad():
+        for length in (100, 100_000):
+            text = ids(1, length + 1, seed=length)
+            cache = model(text[:, :length], use_cache=True, logits_to_keep=1).cache
+            step = model(text[:, length:], cache=cache, use_cache=True).logits[:, -1]
+            sizes.append(cache_bytes(cache))
+        parallel = model(text, use_cache=False, logits_to_keep=1).logits[:, -1]
+    assert sizes[0] == sizes[1] > 0
+    torch.testing.assert_close(step, parallel, rtol=1e-5, atol=1e-5)
+
+
 def test_full_state_grows_like_a_kv_cache():
     model = make_lm("full")
     with torch.no_grad():
