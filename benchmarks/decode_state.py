@@ -24,31 +24,7 @@ from pathlib import Path
 
 import torch
 
-from modeling_aft import AFTConfig, AFTForCausalLM
-
-
-def build(name: str, positions: int):
-    torch.manual_seed(0)
-    if name == "gpt2":
-        from transformers import GPT2Config, GPT2LMHeadModel
-
-        config = GPT2Config(
-            n_embd=128,
-            n_layer=4,
-            n_head=4,
-            n_inner=512,
-            vocab_size=256,
-            n_positions=positions,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            attn_implementation="sdpa",
-            bos_token_id=0,
-            eos_token_id=0,
-        )
-        return GPT2LMHeadModel(config).eval()
-    config = AFTConfig.from_preset(f"cpu-text-{name}", hidden_dropout_prob=0.0, max_position_embeddings=positions)
-    return AFTForCausalLM(config).eval()
+from benchmarks.generation import build_model
 
 
 @torch.no_grad()
@@ -70,7 +46,7 @@ def time_steps(model, cache, steps: int) -> list[float]:
 
 
 def measure(name: str, short: int, long: int, rounds: int, steps: int) -> dict:
-    model = build(name, long + rounds * steps + 16)
+    model = build_model(name, long + rounds * steps + 16)  # cpu-text-* size; GPT-2 of the same shape
     caches = {short: prefill(model, short), long: prefill(model, long)}
     time_steps(model, caches[short], 4)  # warm-up
     per_step = {short: [], long: []}
