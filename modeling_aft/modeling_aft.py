@@ -208,7 +208,7 @@ class AFTMixer(nn.Module):
         slot = rank - (count.unsqueeze(1) - window)  # (B, T): the window slot of each real token, < 0: older
         in_window = valid & (slot >= 0)
         older = valid & (slot < 0)
-        kk = k.unflatten(-1, (self.num_heads, 1)) if self.variant == "conv" else k  # (B, T, H, 1) or (B, T, D)
+        kk = self._keys(k)  # (B, T, H, 1) or (B, T, D)
         vv = self._values(v)
         if self.variant == "conv":  # heads lead, time second to last
             running = running_sums(kk.transpose(1, 2), vv.transpose(1, 2), older.unsqueeze(1))

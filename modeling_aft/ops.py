@@ -200,28 +200,23 @@ def _block_sums(kappa_blocks, v_blocks):
     return (e * v_blocks).sum(dim=-2), e.sum(dim=-2), m
 
 
+def _shift(x: torch.Tensor, offset: int, dim: int, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """out[i] = x[i - offset] along dim, `fill` where i - offset falls outside."""
+    length = x.shape[dim]
+    if offset == 0:
+        return x
+    if abs(offset) >= length:
+        return torch.zeros_like(x) + fill
+    pad = torch.zeros_like(x.narrow(dim, 0, abs(offset))) + fill
+    if offset > 0:
+        return torch.cat([pad, x.narrow(dim, 0, length - offset)], dim=dim)
+    return torch.cat([x.narrow(dim, -offset, length + offset), pad], dim=dim)
+
+
 def _shift_blocks(triple, shift: int):
     """Triple of block i becomes the one of block i - shift (shift > 0) or i + |shift|; outside: empty."""
     n, z, m = triple
-    nb = n.shape[-2]
-    if abs(shift) >= nb:
-        return torch.zeros_like(n), torch.zeros_like(z), torch.full_like(m, _EMPTY_MAX)
-    pad_n = torch.zeros_like(n.narrow(-2, 0, abs(shift)))
-    pad_z = torch.zeros_like(z.narrow(-2, 0, abs(shift)))
-    pad_m = torch.full_like(m.narrow(-2, 0, abs(shift)), _EMPTY_MAX)
-    if shift > 0:
-        keep = nb - shift
-        return (
-            torch.cat([pad_n, n.narrow(-2, 0, keep)], -2),
-            torch.cat([pad_z, z.narrow(-2, 0, keep)], -2),
-            torch.cat([pad_m, m.narrow(-2, 0, keep)], -2),
-        )
-    keep = nb + shift
-    return (
-        torch.cat([n.narrow(-2, -shift, keep), pad_n], -2),
-        torch.cat([z.narrow(-2, -shift, keep), pad_z], -2),
-        torch.cat([m.narrow(-2, -shift, keep), pad_m], -2),
-    )
+    return _shift(n, shift, -2), _shift(z, shift, -2), _shift(m, shift, -2, _EMPTY_MAX)
 
 
 class _RowSums:
@@ -276,19 +271,7 @@ def _to_blocks(x: torch.Tensor, block: int) -> torch.Tensor:
 def _neighbour_keys(x_blocks: torch.Tensor, before: int, after: int, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
     """(..., nb, C, D) -> (..., nb, (before + 1 + after) * C, D): for block i the keys of blocks i-before..i+after,
     `fill` beyond the sequence (a masked key for keys, 0 for values)."""
-    nb = x_blocks.shape[-3]
-    pieces = []
-    for off in range(-before, after + 1):
-        if off == 0:
-            pieces.append(x_blocks)
-            continue
-        pad = torch.zeros_like(x_blocks.narrow(-3, 0, min(abs(off), nb))) + fill
-        if off < 0:
-            shifted = torch.cat([pad, x_blocks.narrow(-3, 0, nb - min(-off, nb))], dim=-3)
-        else:
-            shifted = torch.cat([x_blocks.narrow(-3, min(off, nb), nb - min(off, nb)), pad], dim=-3)
-        pieces.append(shifted)
-    return torch.cat(pieces, dim=-2)
+    return torch.cat([_shift(x_blocks, -off, -3, fill) for off in range(-before, after + 1)], dim=-2)
 
 
 def _triangle_parts(acc: _RowSums, diag_bias, kappa_blocks, v_blocks, ub_blocks) -> None:
@@ -387,8 +370,8 @@ def _banded(q, kappa, v, near_bias, causal: bool, valid, block: int):
 
     if causal:
         # Block i-1 is fully visible (bias w inside the window, 0 outside); block i is a triangle.
-        prev_k = _neighbour_keys(kb, 1, 0, outside)[..., :block, :]
-        prev_v = _neighbour_keys(vb, 1, 0)[..., :block, :]
+        prev_k = _shift(kb, 1, -3, outside)  # (..., nb, C, Dk): the keys of block i - 1
+        prev_v = _shift(vb, 1, -3)
         acc.add(*_rectangle(near_bias[..., :block], prev_k, prev_v))
         _triangle_parts(acc, near_bias[..., block:], kb, vb, ub)
     else:
@@ -680,19 +663,6 @@ def aft_conv2d(q, k, v, kernel, grid):
         both = (inside + outside).reshape(batch, heads, channels, tokens).permute(0, 3, 1, 2)  # (B, N, H, Dh + 1)
         y = torch.sigmoid(q.to(dtype)) * (both[..., :head_dim] / both[..., head_dim:])
     return y.to(q.dtype)
-
-
-def _shift(x: torch.Tensor, offset: int, dim: int) -> torch.Tensor:
-    """out[i] = x[i - offset] along dim, 0 where i - offset falls outside."""
-    length = x.shape[dim]
-    if abs(offset) >= length:
-        return torch.zeros_like(x)
-    if offset == 0:
-        return x
-    pad = torch.zeros_like(x.narrow(dim, 0, abs(offset)))
-    if offset > 0:
-        return torch.cat([pad, x.narrow(dim, 0, length - offset)], dim=dim)
-    return torch.cat([x.narrow(dim, -offset, length + offset), pad], dim=dim)
 
 
 def _outside_window_sums(x: torch.Tensor, reach: int) -> torch.Tensor:
