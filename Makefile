@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k ops -x"`.
 PYTEST_ARGS ?=
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test bench-generation clean
 
@@ -13,8 +15,11 @@ setup: $(STAMP)
 # The constraints file pins the CPU build of torch (an unpinned torch pulls a 5 GB CUDA build) and the exact library
 # versions the tests passed with; setup.cfg keeps the portable ranges.
 $(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
+	@# Fashion-MNIST, the image trainers' embedded default, is a Debian package (30 MB, /usr/share/datasets).
+	test -d $(FASHION_MNIST) || $(SUDO) apt-get install -y --no-install-recommends dataset-fashion-mnist \
+		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends dataset-fashion-mnist)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,train]'
 	touch $(STAMP)
 
 demo: $(STAMP)
