@@ -1,0 +1,343 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""training.finetune: a saved AFT checkpoint fine-tuned with transformers' Trainer learns (its held-out loss drops),
+the saved result reloads and gives the numbers the results file claims, bad input stops before any training; and the
+example Accelerate configs load with accelerate's own loader and launch what they say."""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
+from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+from accelerate.utils import DeepSpeedPlugin, DistributedType
+from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+from PIL import Image
+from transformers import AutoModelForCausalLM, AutoModelForImageClassification, AutoTokenizer
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+import modeling_aft
+from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM, AFTForImageClassification
+from training import finetune
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "training" / "accelerate_configs"
+SENTENCE = "the quick brown fox jumps over the lazy dog. "
+TINY = dict(num_hidden_layers=1, hidden_size=32, intermediate_size=64, hidden_dropout_prob=0.0)
+# A fast fine-tuning: tiny models learn a repeated sentence or dark-vs-bright within 30 steps at this rate.
+FAST = ["--max-steps", "30", "--batch-size", "8", "--learning-rate", "3e-3", "--warmup-ratio", "0.0", "--cpu"]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Fixtures: tiny checkpoints and data, written once per module
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: two threads fight the other jobs and run 30x slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("text-model")
+    torch.manual_seed(0)
+    AFTForCausalLM(AFTConfig.from_preset("cpu-text-simple", **TINY)).save_pretrained(folder)
+    AFTByteTokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_text_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("local-model")
+    config = AFTConfig.from_preset("cpu-text-local", **TINY, max_position_embeddings=16, local_window=4)
+    AFTForCausalLM(config).save_pretrained(folder)
+    AFTByteTokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("text") / "corpus.txt"
+    path.write_text(SENTENCE * 60, encoding="utf-8")  # 2700 bytes: 75 blocks of 32, 8 of them held out
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory) -> Path:
+    """A grey 28 x 28 classifier saved with 10 labels, to be fine-tuned on 2: its head must be replaced."""
+    folder = tmp_path_factory.mktemp("image-model")
+    torch.manual_seed(0)
+    config = AFTConfig.from_preset("cpu-image-simple", **TINY)
+    AFTForImageClassification(config).save_pretrained(folder)
+    grey = dict(image_mean=[0.5], image_std=[0.5], do_convert_rgb=False)
+    ViTImageProcessorPil(size={"height": 28, "width": 28}, **grey).save_pretrained(folder)
+    return folder
+
+
+def _write_images(folder: Path, value: int, count: int, rng: np.random.Generator) -> None:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        pixels = np.clip(value + rng.normal(0, 12, (28, 28)), 0, 255).astype(np.uint8)  # (H, W)
+        Image.fromarray(pixels, mode="L").save(folder / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """Two classes a model separates by mean brightness alone."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 16), ("val", 6)):
+        _write_images(root / split / "bright", 210, count, rng)
+        _write_images(root / split / "dark", 45, count, rng)
+    return root
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Naive references
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _naive_blocks(ids: list[int], seq_len: int, eval_fraction: float) -> tuple[list, list]:
+    held_out = int(round(len(ids) * eval_fraction))
+    train, evaluation = ids[: len(ids) - held_out], ids[len(ids) - held_out :]
+
+    def cut(part):
+        return [part[i : i + seq_len] for i in range(0, len(part) - seq_len + 1, seq_len)]
+
+    return cut(train), cut(evaluation)
+
+
+@torch.no_grad()
+def _lm_loss_float64(model, blocks: list[list[int]]) -> float:
+    """Mean next-token cross-entropy over the blocks, computed in float64 by hand."""
+    losses = []
+    for block in blocks:
+        ids = torch.tensor([block])  # (1, T)
+        logits = model(ids).logits.double()[0, :-1]  # (T-1, V)
+        log_probs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)  # (T-1, V)
+        losses.append(-log_probs[torch.arange(len(block) - 1), ids[0, 1:]].mean())
+    return float(torch.stack(losses).mean())
+
+
+@torch.no_grad()
+def _image_loss_and_accuracy(model, root: Path) -> tuple[float, float]:
+    """Cross-entropy and accuracy on root/val, preprocessing by hand: grey, / 255, (x - 0.5) / 0.5."""
+    losses, hits = [], []
+    for label, name in model.config.id2label.items():
+        for path in sorted((root / "val" / name).glob("*.png")):
+            pixels = np.asarray(Image.open(path).convert("L"), dtype=np.float64) / 255.0  # (H, W)
+            x = torch.tensor((pixels - 0.5) / 0.5, dtype=torch.float32)[None, None]  # (1, 1, H, W)
+            logits = model(pixel_values=x).logits.double()[0]  # (C,)
+            losses.append(torch.logsumexp(logits, 0) - logits[int(label)])
+            hits.append(float(int(logits.argmax()) == int(label)))
+    return float(torch.stack(losses).mean()), float(np.mean(hits))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Data preparation
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_byte_ids_are_the_files_bytes_and_equal_the_tokenizer(tmp_path):
+    text = "naïve café, 🤗 and plain ascii\n" * 3
+    path = tmp_path / "t.txt"
+    path.write_text(text, encoding="utf-8")
+    ids = finetune.read_token_ids(path, AFTByteTokenizer())
+    assert ids.tolist() == list(text.encode("utf-8"))
+    assert ids.tolist() == AFTByteTokenizer()(text)["input_ids"]
+
+
+@pytest.mark.parametrize("length, seq_len, fraction", [(1000, 32, 0.1), (517, 7, 0.3), (64, 16, 0.25)])
+def test_blocks_are_non_overlapping_and_eval_is_the_end_of_the_text(length, seq_len, fraction):
+    ids = np.random.default_rng(length).integers(0, 256, length)
+    train, evaluation = finetune.text_datasets(ids, seq_len, fraction)
+    want_train, want_eval = _naive_blocks(ids.tolist(), seq_len, fraction)
+    assert train["input_ids"] == want_train and train["labels"] == want_train
+    assert evaluation["input_ids"] == want_eval and evaluation["labels"] == want_eval
+
+
+def test_seq_len_limit_only_for_variants_with_absolute_positions():
+    for variant in ("full", "local"):
+        config = AFTConfig.from_preset(f"cpu-text-{variant}", max_position_embeddings=64, local_window=8)
+        finetune.check_seq_len(config, 64)
+        with pytest.raises(ValueError, match="max_position_embeddings=64"):
+            finetune.check_seq_len(config, 65)
+    for variant in ("simple", "conv"):
+        finetune.check_seq_len(AFTConfig.from_preset(f"cpu-text-{variant}", max_position_embeddings=64), 4096)
+
+
+def test_accuracy_metric_matches_counting():
+    logits = np.random.default_rng(0).normal(size=(50, 3))
+    labels = np.random.default_rng(1).integers(0, 3, 50)
+    want = sum(int(max(range(3), key=lambda c: row[c]) == y) for row, y in zip(logits, labels)) / 50
+    got = finetune.accuracy(finetune.EvalPrediction(predictions=logits, label_ids=labels))["accuracy"]
+    assert got == pytest.approx(want)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# End to end
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_causal_lm_finetune_lowers_held_out_loss_and_saves_what_it_reports(text_model, text_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["causal-lm", str(text_model), "--text", str(text_file), "--output-dir", str(out), "--seq-len", "32"]
+    assert finetune.main(args + FAST) == 0
+    printed = capsys.readouterr().out
+    assert "before: eval loss" in printed and "after: eval loss" in printed
+    results = json.loads((out / finetune.RESULTS_FILE).read_text())
+    before, after = results["before"]["eval_loss"], results["after"]["eval_loss"]
+    assert results["steps"] == 30
+    assert after < before - 1.0, (before, after)  # from ~ln 256 = 5.5 nats towards the sentence's entropy
+
+    _, eval_blocks = _naive_blocks(list(text_file.read_bytes()), 32, 0.1)
+    assert results["data"]["eval_blocks"] == len(eval_blocks)
+    untrained = AutoModelForCausalLM.from_pretrained(text_model).eval()
+    trained = AutoModelForCausalLM.from_pretrained(out).eval()
+    assert before == pytest.approx(_lm_loss_float64(untrained, eval_blocks), rel=1e-4)
+    assert after == pytest.approx(_lm_loss_float64(trained, eval_blocks), rel=1e-4)
+    assert results["after"]["eval_bits_per_token"] == pytest.approx(after / math.log(2))
+    assert isinstance(AutoTokenizer.from_pretrained(out), AFTByteTokenizer)
+
+
+def test_image_finetune_replaces_the_head_and_learns_the_classes(image_model, image_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["image-classification", str(image_model), "--images", str(image_folder), "--output-dir", str(out)]
+    assert finetune.main(args + FAST + ["--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    results = json.loads((out / finetune.RESULTS_FILE).read_text())
+    before, after = results["before"], results["after"]
+    assert after["eval_loss"] < before["eval_loss"] - 0.2, (before, after)
+    assert after["eval_accuracy"] > before["eval_accuracy"] or before["eval_accuracy"] == 1.0
+    assert after["eval_accuracy"] == 1.0
+
+    trained = AutoModelForImageClassification.from_pretrained(out).eval()
+    assert trained.config.num_labels == 2 and trained.config.id2label == {0: "bright", 1: "dark"}
+    loss, accuracy = _image_loss_and_accuracy(trained, image_folder)
+    assert after["eval_loss"] == pytest.approx(loss, rel=1e-4)
+    assert after["eval_accuracy"] == pytest.approx(accuracy)
+    assert (out / "preprocessor_config.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Errors: a clear message, and nothing trained or saved
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _fails(args: list[str], match: str, out: Path) -> None:
+    with pytest.raises(SystemExit) as error:
+        finetune.main(args + ["--output-dir", str(out), "--cpu"])
+    assert str(error.value).startswith("error: ") and match in str(error.value), str(error.value)
+    assert not (out / "model.safetensors").exists() and not (out / finetune.RESULTS_FILE).exists()
+
+
+def test_text_errors_stop_before_training(text_model, local_text_model, text_file, tmp_path):
+    out = tmp_path / "out"
+    empty, short = tmp_path / "empty.txt", tmp_path / "short.txt"
+    empty.write_bytes(b"")
+    short.write_bytes(b"x" * 40)
+    no_config = tmp_path / "no-config"
+    no_config.mkdir()
+    text = ["--text", str(text_file)]
+    _fails(["causal-lm", str(tmp_path / "missing"), *text], "does not exist", out)
+    _fails(["causal-lm", str(no_config), *text], "no config.json", out)
+    _fails(["causal-lm", str(text_model), "--text", str(tmp_path / "nope.txt")], "nope.txt does not exist", out)
+    _fails(["causal-lm", str(text_model), "--text", str(empty)], "is empty", out)
+    _fails(["causal-lm", str(text_model), "--text", str(short), "--seq-len", "32"], "fewer than one block", out)
+    _fails(["causal-lm", str(local_text_model), *text, "--seq-len", "17"], "max_position_embeddings=16", out)
+    _fails(["causal-lm", str(text_model), *text, "--eval-fraction", "1.5"], "eval_fraction=1.5", out)
+
+
+def test_image_errors_stop_before_training(image_model, image_folder, tmp_path):
+    out = tmp_path / "out"
+    no_val, no_images, one_class = tmp_path / "no-val", tmp_path / "no-images", tmp_path / "one-class"
+    (no_val / "train" / "a").mkdir(parents=True)
+    (no_images / "train" / "a").mkdir(parents=True)
+    (no_images / "val" / "a").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    _write_images(no_val / "train" / "b", 100, 1, rng)
+    _write_images(one_class / "train" / "a", 100, 2, rng)
+    _write_images(one_class / "val" / "a", 100, 1, rng)
+    model = str(image_model)
+    no_processor = tmp_path / "no-processor"
+    no_processor.mkdir()
+    (no_processor / "config.json").write_text((image_model / "config.json").read_text())
+    _fails(["image-classification", str(no_processor), "--images", str(image_folder)], "no preprocessor_config", out)
+    _fails(["image-classification", model, "--images", str(tmp_path / "missing")], "does not exist", out)
+    _fails(["image-classification", model, "--images", str(no_val)], "val does not exist", out)
+    _fails(["image-classification", model, "--images", str(no_images)], "holds no images", out)
+    _fails(["image-classification", model, "--images", str(one_class)], "needs 2 or more", out)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Accelerate configs
+# ------------------------------------------------------------------------------------------------------------------
+
+EXPECTED = {
+    "ddp": DistributedType.MULTI_GPU,
+    "fsdp": DistributedType.FSDP,
+    "deepspeed": DistributedType.DEEPSPEED,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_accelerate_config_loads_with_accelerates_loader(name):
+    path = CONFIGS / f"{name}.yaml"
+    config = load_config_from_file(str(path))
+    assert isinstance(config, ClusterConfig)
+    assert config.distributed_type == EXPECTED[name]
+    assert (config.num_processes, config.num_machines, config.mixed_precision) == (8, 1, "bf16")
+    assert ClusterConfig.from_yaml_file(str(path)).to_dict() == config.to_dict()
+    usage = f"accelerate launch --config_file training/accelerate_configs/{name}.yaml -m training.train_text"
+    assert usage in path.read_text()
+
+
+def _launch_env(name: str) -> tuple:
+    """What `accelerate launch --config_file NAME.yaml -m training.train_text` would hand the processes."""
+    argv = ["--config_file", str(CONFIGS / f"{name}.yaml"), "-m", "training.train_text", "--preset", "x"]
+    args, defaults, _ = _validate_launch_command(launch_command_parser().parse_args(argv))
+    if args.use_deepspeed:
+        args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
+        return args, prepare_deepspeed_cmd_env(args)[1]
+    args.main_process_port = 29500
+    return args, prepare_multi_gpu_env(args)
+
+
+def test_ddp_config_launches_eight_bf16_processes():
+    args, env = _launch_env("ddp")
+    assert args.multi_gpu and not args.use_fsdp and not args.use_deepspeed
+    assert args.num_processes == 8 and env["ACCELERATE_MIXED_PRECISION"] == "bf16"
+
+
+def test_fsdp_config_shards_fully_wraps_aft_blocks_and_saves_full_state_dicts():
+    args, env = _launch_env("fsdp")
+    assert args.use_fsdp and args.num_processes == 8
+    assert env["FSDP_VERSION"] == "1" and env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD"
+    assert env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP"
+    wrapped = env["FSDP_TRANSFORMER_CLS_TO_WRAP"]
+    assert wrapped == modeling_aft.AFTBlock.__name__ and wrapped in modeling_aft.AFTPreTrainedModel._no_split_modules
+    assert env["FSDP_STATE_DICT_TYPE"] == "FULL_STATE_DICT" and env["FSDP_USE_ORIG_PARAMS"] == "true"
+
+
+def test_deepspeed_config_is_zero2_bf16_with_auto_accumulation_and_clipping(monkeypatch):
+    args, env = _launch_env("deepspeed")
+    assert args.use_deepspeed and args.num_processes == 8 and env["ACCELERATE_MIXED_PRECISION"] == "bf16"
+    for key, value in env.items():
+        if key.startswith("ACCELERATE_"):
+            monkeypatch.setenv(key, value)
+    plugin = DeepSpeedPlugin()  # reads the launch environment, as in the launched processes
+    plugin.set_mixed_precision("bf16")
+    ds = plugin.deepspeed_config
+    assert ds["zero_optimization"]["stage"] == 2
+    assert ds["gradient_accumulation_steps"] == "auto" and ds["gradient_clipping"] == "auto"
+    assert ds["bf16"]["enabled"] is True
+    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "none"
+    assert os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true"
