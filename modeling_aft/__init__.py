@@ -2,11 +2,14 @@
 """aft-transformers: the Attention Free Transformer (Zhai et al., 2021) as a Hugging Face model family.
 
 Importing this package registers the model type "aft" with AutoConfig, AutoModel, AutoModelForCausalLM and
-AutoModelForImageClassification, and AFTByteTokenizer (the enwik8 byte tokenizer) with AutoTokenizer.
+AutoModelForImageClassification, AFTByteTokenizer (the enwik8 byte tokenizer) with AutoTokenizer, and
+AFTImageProcessorPil (the processor saved next to an image classifier) with AutoImageProcessor, so that
+`pipeline("image-classification", model=folder)` finds it.
 """
 
 from transformers import (
     AutoConfig,
+    AutoImageProcessor,
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForImageClassification,
@@ -14,6 +17,7 @@ from transformers import (
 
 from . import ops
 from .configuration_aft import AFT_VARIANTS, PRESETS, AFTConfig
+from .image_processing_aft import AFTImageProcessorPil
 from .modeling_aft import (
     AFTBlock,
     AFTForCausalLM,
@@ -32,6 +36,10 @@ AutoModel.register(AFTConfig, AFTModel, exist_ok=True)
 AutoModelForCausalLM.register(AFTConfig, AFTForCausalLM, exist_ok=True)
 AutoModelForImageClassification.register(AFTConfig, AFTForImageClassification, exist_ok=True)
 register_tokenizer()
+# Resolves the saved image_processor_type "AFTImageProcessor" (transformers drops the "Pil") to this class without
+# trust_remote_code: for new folders (whose auto_map names the copied code) and for folders saved before the
+# processor moved here (which have no auto_map).
+AutoImageProcessor.register(AFTConfig, image_processor_classes={"pil": AFTImageProcessorPil}, exist_ok=True)
 
 __all__ = [
     "AFTConfig",
@@ -43,6 +51,7 @@ __all__ = [
     "AFTMixer",
     "AFTBlock",
     "AFTByteTokenizer",
+    "AFTImageProcessorPil",
     "AFT_VARIANTS",
     "PRESETS",
     "ops",

@@ -17,10 +17,12 @@ import torch
 from datasets import Dataset
 from PIL import Image
 from transformers import AutoImageProcessor, Trainer, TrainingArguments, pipeline
+from transformers.dynamic_module_utils import get_relative_imports
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from modeling_aft import AFTConfig, AFTForCausalLM, AFTForImageClassification
 from tests.helpers import BLOCK_PACKAGE, randomize
+from training.data_images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, make_image_processor, normalize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("full", "local", "simple", "conv")
@@ -208,6 +210,161 @@ def test_image_classification_pipeline_grey_images(tmp_path):
     image = np.random.default_rng(1).integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
     predictions = classifier(image, top_k=NUM_LABELS)
     _check_predictions(predictions, model, processor, image, labels)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The AFT image processor saved with a grey classifier: loads with modeling_aft alone, or from the folder's code
+# ----------------------------------------------------------------------------------------------------------------
+
+BLOCK_TRAINING = textwrap.dedent(
+    """
+    import importlib.abc
+    import sys
+
+
+    class BlockTraining(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "training" or name.startswith("training."):
+                raise ImportError(f"{name} imported, but a saved classifier must not need the trainers")
+            return None
+
+
+    sys.meta_path.insert(0, BlockTraining())
+    """
+)
+
+# Runs the saved processor and the pipeline on one grey PNG and saves what they give; the test compares.
+PROCESSOR_SCRIPT_BODY = textwrap.dedent(
+    """
+    import json
+    import sys
+
+    import torch
+    from PIL import Image
+    from transformers import AutoImageProcessor, pipeline
+
+    args = json.loads(sys.argv[1])
+    remote = args["remote"]
+    if not remote:
+        import modeling_aft
+    for folder in args["folders"]:
+        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=remote or None)
+        if remote:
+            assert type(processor).__name__ == "AFTImageProcessorPil", type(processor)
+            assert type(processor).__module__.startswith("transformers_modules."), type(processor).__module__
+        else:
+            assert type(processor) is modeling_aft.AFTImageProcessorPil, type(processor)
+    with Image.open(args["image"]) as image:
+        image.load()
+    assert image.mode == "L", image.mode
+    classifier = pipeline("image-classification", model=args["folders"][0], trust_remote_code=remote or None)
+    assert type(classifier.image_processor) is type(processor), type(classifier.image_processor)
+    if remote:
+        assert type(classifier.model).__module__.startswith("transformers_modules."), type(classifier.model)
+    outputs = {
+        "pixel_values": processor(images=image, return_tensors="pt")["pixel_values"],
+        "predictions": classifier(image, top_k=args["top_k"]),
+    }
+    torch.save(outputs, args["out"])
+    assert "training" not in sys.modules, "training was imported"
+    if remote:
+        assert "modeling_aft" not in sys.modules, "modeling_aft was imported"
+    print("PROCESSOR-OK")
+    """
+)
+
+
+def _save_grey_classifier(folder):
+    """A tiny 28 x 28 one-channel classifier (the Fashion-MNIST layout) with the processor the trainer saves."""
+    labels = {i: f"label-{chr(ord('a') + i)}" for i in range(NUM_LABELS)}
+    model = make_classifier(
+        "conv",
+        num_channels=1,
+        image_size=28,
+        max_position_embeddings=(28 // 4) ** 2 + 1,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    model.save_pretrained(folder)
+    make_image_processor(28, 1, FASHION_MNIST_MEAN, FASHION_MNIST_STD).save_pretrained(folder)
+    return model
+
+
+def _grey_image(path):
+    pixels = np.random.default_rng(7).integers(0, 256, (28, 28), dtype=np.uint8)  # (H, W): already the model's size
+    Image.fromarray(pixels, mode="L").save(path)
+    return pixels
+
+
+def _run_processor_script(tmp_path, folders, image_path, remote):
+    out = tmp_path / f"processor_outputs_{'remote' if remote else 'local'}.pt"
+    head = BLOCK_PACKAGE + BLOCK_TRAINING if remote else BLOCK_TRAINING
+    script = tmp_path / f"check_processor_{'remote' if remote else 'local'}.py"
+    script.write_text(head + PROCESSOR_SCRIPT_BODY)
+    env = _env_without_repo(tmp_path)
+    if not remote:  # modeling_aft from this checkout, whether or not the package is installed
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    args = dict(folders=[str(f) for f in folders], image=str(image_path), out=str(out), top_k=NUM_LABELS, remote=remote)
+    result = subprocess.run(
+        [sys.executable, str(script), json.dumps(args)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-6000:]}"
+    assert "PROCESSOR-OK" in result.stdout
+    return torch.load(out)
+
+
+def _check_against_normalize(outputs, model, pixels):
+    """The processor's pixels equal `normalize` of the PNG's pixels; the pipeline's scores are the model's softmax
+    on them (float64)."""
+    expected = normalize(torch.from_numpy(pixels)[None, None], FASHION_MNIST_MEAN, FASHION_MNIST_STD)  # (1, 1, 28, 28)
+    assert outputs["pixel_values"].shape == (1, 1, 28, 28)
+    torch.testing.assert_close(outputs["pixel_values"], expected, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        probabilities = model(expected).logits[0].double().softmax(-1)
+    predictions = outputs["predictions"]
+    assert len(predictions) == NUM_LABELS
+    assert {item["label"] for item in predictions} == set(model.config.id2label.values())
+    for item in predictions:
+        assert abs(item["score"] - probabilities[model.config.label2id[item["label"]]].item()) < 1e-5
+
+
+def test_saved_image_processor_carries_its_code(tmp_path):
+    _save_grey_classifier(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["auto_map"] == {"AutoImageProcessor": "image_processing_aft.AFTImageProcessorPil"}
+    assert saved["image_processor_type"] == "AFTImageProcessor"  # as before the class moved: old folders still load
+    assert saved["num_channels"] == 1
+    copied = tmp_path / "image_processing_aft.py"
+    assert copied.is_file()
+    # The dynamic module loader fetches only the files a module imports relatively; this one needs none.
+    assert get_relative_imports(str(copied)) == []
+
+
+def test_grey_classifier_pipeline_with_modeling_aft_only(tmp_path):
+    """A process that imports modeling_aft (and not training) loads the processor, also from a folder saved before
+    the processor moved into modeling_aft (no auto_map, no code file)."""
+    model = _save_grey_classifier(tmp_path / "model")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    saved = json.loads((tmp_path / "model" / "preprocessor_config.json").read_text())
+    del saved["auto_map"]
+    (legacy / "preprocessor_config.json").write_text(json.dumps(saved))
+    pixels = _grey_image(tmp_path / "grey.png")
+    outputs = _run_processor_script(tmp_path, [tmp_path / "model", legacy], tmp_path / "grey.png", remote=False)
+    _check_against_normalize(outputs, model, pixels)
+
+
+def test_grey_classifier_pipeline_with_trust_remote_code(tmp_path):
+    """A process that never imports modeling_aft nor training runs the folder's copied code."""
+    model = _save_grey_classifier(tmp_path / "model")
+    pixels = _grey_image(tmp_path / "grey.png")
+    outputs = _run_processor_script(tmp_path, [tmp_path / "model"], tmp_path / "grey.png", remote=True)
+    _check_against_normalize(outputs, model, pixels)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,16 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageClassification
 from transformers.utils import logging as hf_logging
 
-from modeling_aft import AFT_VARIANTS, AFTByteTokenizer, AFTConfig, AFTForCausalLM, AFTForImageClassification
+from modeling_aft import (
+    AFT_VARIANTS,
+    AFTByteTokenizer,
+    AFTConfig,
+    AFTForCausalLM,
+    AFTForImageClassification,
+    AFTImageProcessorPil,
+)
+
+from .data_images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET_MEAN, IMAGENET_STD, make_image_processor
 
 SAMPLE_TEXT = "The Attention Free Transformer replaces dot-product attention with element-wise operations."
 
@@ -51,17 +60,14 @@ def save_atomically(model, folder: Path, processor=None) -> None:
         raise
 
 
-def image_processor_for(config: AFTConfig):
-    """A PIL-backed ViT image processor sized for the model (torchvision is not needed)."""
-    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-
-    grey = config.num_channels == 1
-    return ViTImageProcessorPil(
-        size={"height": config.image_size, "width": config.image_size},
-        image_mean=[0.5] * config.num_channels,
-        image_std=[0.5] * config.num_channels,
-        do_convert_rgb=not grey,
-    )
+def image_processor_for(config: AFTConfig) -> AFTImageProcessorPil:
+    """The processor the image trainer saves, sized for the model: grey models get the Fashion-MNIST statistics.
+    Its code is copied into the folder, so `pipeline("image-classification")` takes PIL images of any mode."""
+    if config.num_channels == 1:
+        mean, std = FASHION_MNIST_MEAN, FASHION_MNIST_STD
+    else:
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    return make_image_processor(config.image_size, config.num_channels, mean, std)
 
 
 def decoding_state_matches(model, prompt: torch.Tensor, new_tokens: int = 32) -> bool:
