@@ -1,0 +1,150 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""Train an AFT image classifier with the DeiT recipe and report top-1 accuracy (the paper's ImageNet task).
+
+    python -m training.train_image                                          # Fashion-MNIST (Debian), CPU minutes
+    python -m training.train_image --preset imagenet-conv-tiny-32-11 --data /path/to/imagenet   # train/ and val/
+
+DeiT recipe: AdamW, linear warmup then cosine decay, label smoothing, random-resized crop and horizontal flip,
+mixup and cutmix (--mixup-alpha, --cutmix-alpha; 0 disables each). --data: nothing (Fashion-MNIST), an image folder in
+the ImageNet layout (train/<class>/*, val/<class>/*), or a CIFAR-10 python folder / archive. The run ends with a
+Hugging Face folder OUTPUT_DIR/model (weights, image processor, model card with the measured top-1).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import modeling_aft  # noqa: F401
+from modeling_aft import AFTConfig, AFTForImageClassification
+
+from . import engine
+from .augment import mixup_cutmix, random_flip, random_resized_crop, soft_target_cross_entropy
+from .data_images import load_images, make_image_processor, normalize
+
+# Images of a folder are decoded at image_size / 0.875 (256 for 224), cropped at random for training and in the
+# centre for evaluation, as DeiT does.
+CROP_RATIO = 0.875
+
+
+def parser():
+    p = engine.base_parser("image", __doc__.split("\n\n")[0])
+    p.add_argument("--eval-images", type=int, help="validation images read at each evaluation")
+    p.add_argument("--final-eval-images", type=int, default=None, help="images of the final evaluation (all: default)")
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--mixup-alpha", type=float)
+    p.add_argument("--cutmix-alpha", type=float)
+    p.add_argument("--mixup-prob", type=float, help="probability that a batch is mixed at all")
+    p.add_argument("--crop-scale-min", type=float, help="smallest area fraction of the random-resized crop")
+    return p
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = images.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top:top + size, left:left + size]
+
+
+def make_task(args) -> engine.Task:
+    overrides = dict(args.model_overrides)
+    overrides.setdefault("hidden_dropout_prob", args.dropout)
+    try:
+        base = AFTConfig.from_preset(args.model_preset, **overrides)
+    except (ValueError, TypeError) as err:
+        raise engine.TrainingError(f"model config: {err}") from None
+    size = base.image_size
+    load_size = size if args.data is None else round(size / CROP_RATIO)
+    try:
+        data = load_images(args.data, image_size=load_size, num_channels=base.num_channels)
+    except (ValueError, FileNotFoundError) as err:
+        raise engine.TrainingError(str(err)) from None
+    if data.image_size < size:
+        raise engine.TrainingError(
+            f"{data.source} images are {data.image_size}x{data.image_size}, smaller than the model's image_size {size}; "
+            f"pass --config-overrides image_size={data.image_size} (with a patch_size that divides it).")
+    if data.num_channels != base.num_channels:
+        raise engine.TrainingError(f"{data.source} images have {data.num_channels} channel(s), the model "
+                                   f"{base.num_channels}; pass --config-overrides num_channels={data.num_channels}.")
+    if len(data.train) == 0 or len(data.valid) == 0:
+        raise engine.TrainingError(f"{args.data or 'Fashion-MNIST'}: an empty train or validation split.")
+    names = list(data.class_names)
+    overrides.update(num_labels=len(names), id2label=dict(enumerate(names)),
+                     label2id={n: i for i, n in enumerate(names)})
+    config = AFTConfig.from_preset(args.model_preset, **overrides)
+    mean, std = data.mean, data.std
+
+    def prepare(batch, generator):
+        images, labels = batch  # (B, C, H, W) uint8, (B,)
+        x = images.float() / 255.0
+        x = random_resized_crop(x, size, generator, scale=(args.crop_scale_min, 1.0))
+        x = random_flip(x, generator)
+        x = (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+        return mixup_cutmix(x, labels, len(names), generator, mixup_alpha=args.mixup_alpha,
+                            cutmix_alpha=args.cutmix_alpha, prob=args.mixup_prob,
+                            label_smoothing=args.label_smoothing)
+
+    def loss(model, batch):
+        x, targets = batch  # (B, C, size, size) normalised, (B, classes) soft targets
+        return soft_target_cross_entropy(model(pixel_values=x).logits.float(), targets)
+
+    @torch.no_grad()
+    def evaluate(model, accelerator, final: bool) -> dict:
+        limit = args.final_eval_images if final else args.eval_images
+        n = len(data.valid) if limit is None else min(limit, len(data.valid))
+        was_training = model.training
+        model.eval()
+        nll, correct, count = 0.0, 0.0, 0.0
+        for idx, weight in engine.sharded_batches(n, args.eval_batch_size, accelerator):
+            items = [data.valid[int(i)] for i in idx]
+            images = center_crop(torch.stack([im for im, _ in items]), size).to(accelerator.device)
+            labels = torch.tensor([lab for _, lab in items], device=accelerator.device)
+            logits = model(pixel_values=normalize(images, mean, std)).logits.float()
+            w = weight.to(logits.device).double()
+            nll += float((F.cross_entropy(logits, labels, reduction="none").double() * w).sum())
+            correct += float(((logits.argmax(-1) == labels).double() * w).sum())
+            count += float(w.sum())
+        model.train(was_training)
+        nll, correct, count = engine.reduce_sums([nll, correct, count], accelerator)
+        out = {"loss": nll / count, "top1": correct / count}
+        if final:
+            out["images"] = count
+        return out
+
+    def finish(folder: Path, model, metrics, final):
+        make_image_processor(size, data.num_channels, mean, std).save_pretrained(folder)
+        images = int(metrics["images"]) if final else min(args.eval_images, len(data.valid))
+        name = "Top-1 accuracy" + ("" if final else " (last evaluation during training)")
+        results = [{"type": "accuracy", "name": name, "value": metrics["top1"], "split": "validation",
+                    "args": {"images": images}}]
+        return results, None, None
+
+    return engine.Task(
+        name="image", config=config, model_class=AFTForImageClassification, train_set=data.train, loss=loss,
+        prepare=prepare, evaluate=evaluate, finish=finish, card_task="image-classification", unit="images", metric="top1",
+        dataset_info={"name": data.source, "type": data.source, "split": "validation"},
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    start = time.perf_counter()
+    args = engine.parse_args(parser(), "image", argv)
+
+    def go():
+        task = make_task(args)
+        accelerator = engine.make_accelerator(args)
+        metrics = engine.run(task, args, accelerator, start)
+        if accelerator.is_main_process and "images" in metrics:
+            print(f"validation top-1: {metrics['top1']:.4f} over {int(metrics['images'])} images")
+            print(f"{time.perf_counter() - start:.1f} s in all")
+        return metrics
+
+    return engine.main_guard(go)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() is not None else 1)
