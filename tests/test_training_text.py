@@ -199,3 +199,21 @@ def test_resume_with_another_config_is_refused_before_training(tmp_path, capsys)
     assert "no complete checkpoint" in error_of(
         ["--output-dir", str(tmp_path / "fresh"), "--resume"] + FAST, capsys)
     assert (out / "model" / "model.safetensors").read_bytes() == before
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    common = ["--max-steps", "6", "--warmup-steps", "1", "--eval-every", "6", "--save-every", "6", "--log-every",
+              "1", "--eval-bytes", "1024", "--skip-final-eval", "--sample-bytes", "0", "--dropout", "0",
+              "--no-tensorboard", *FAST]
+    train_text.main(["--output-dir", str(tmp_path / "one"), *common])
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    PartialState._reset_state()
+    train_text.main(["--output-dir", str(tmp_path / "accum"), "--grad-accum", "4", *common])
+    assert train_losses(tmp_path / "accum") == pytest.approx(train_losses(tmp_path / "one"), rel=1e-5)
+    w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    w4 = load_file(tmp_path / "accum" / "model" / "model.safetensors")
+    for name in w1:
+        torch.testing.assert_close(w4[name], w1[name], rtol=1e-4, atol=1e-5)

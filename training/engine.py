@@ -69,7 +69,8 @@ def base_parser(task: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--adam-beta2", type=float)
     p.add_argument("--max-grad-norm", type=float, help="gradient clipping; 0 disables it")
     p.add_argument("--dropout", type=float, help="hidden_dropout_prob of the model")
-    p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    p.add_argument("--mixed-precision", default=None, choices=["no", "fp16", "bf16"],
+                   help="default: what `accelerate launch` (or its config file) says, else no")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, help="evaluate every N steps (and at the end)")
     p.add_argument("--save-every", type=int, help="checkpoint every N steps (and at the end)")
@@ -375,26 +376,28 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
     for step in range(start_step, args.max_steps):
         model.train()
         step_loss = torch.zeros((), device=accelerator.device)
+        grad_norm = None
         for a in range(args.grad_accum):
             batch = next(batches)
             if task.prepare is not None:
                 batch = task.prepare(batch, step_generator(args.seed, step, a, accelerator.process_index))
             batch = send_to_device(batch, accelerator.device)
-            sync = a == args.grad_accum - 1
-            ctx = accelerator.no_sync(model) if not sync else _nullcontext()
-            with ctx:
+            # Accelerate's accumulation: no gradient sync before the last micro-batch, the loss divided by the
+            # number of micro-batches, the (prepared) optimizer stepping only on the last; DeepSpeed does its own.
+            with accelerator.accumulate(model):
                 loss = task.loss(model, batch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"the loss is {loss.item()} at step {step}; lower --learning-rate "
                                              f"(now {args.learning_rate}) or use --mixed-precision no.")
-                accelerator.backward(loss / args.grad_accum)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm and args.max_grad_norm > 0:
+                    grad_norm = accelerator.clip_grad_norm_(params, args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
             step_loss += loss.detach() / args.grad_accum
-        grad_norm = None
-        if args.max_grad_norm and args.max_grad_norm > 0:
-            grad_norm = accelerator.clip_grad_norm_(params, args.max_grad_norm)
-        optimizer.step()
+        if not accelerator.sync_gradients:
+            raise RuntimeError(f"accumulation out of step at step {step}: the optimizer did not step.")
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
         done = step + 1
         loss_sum += accelerator.reduce(step_loss, "mean").item()
         loss_count += 1
@@ -417,6 +420,8 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
             accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
             log.write(record)
             bar.write(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            if main:  # the curves so far, to look at during a long run
+                _plot_quietly(out / "metrics.jsonl", out / "loss_curves.png", f"{args.preset} ({task.name})")
 
         if done % args.save_every == 0 or done == args.max_steps:
             save_checkpoint(accelerator, ckpt_root, done, task.config.to_dict(), args, args.keep_last)
@@ -432,14 +437,6 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
     save_final(accelerator, model, task, args, out / "model", final_metrics, final, elapsed)
     accelerator.end_training()
     return final_metrics
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _hparams(args: argparse.Namespace) -> dict:
@@ -475,7 +472,6 @@ def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder:
                elapsed: float) -> None:
     """The Hugging Face folder: weights, config + code, tokenizer/processor, card, loss curves. Atomic."""
     from .model_card import write_model_card
-    from .plots import plot_loss_curves
 
     tmp = folder.with_name(f".tmp-{folder.name}")
     state_dict = accelerator.get_state_dict(model)  # every process takes part (FSDP/DeepSpeed gather)
@@ -484,17 +480,12 @@ def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder:
         shutil.rmtree(tmp, ignore_errors=True)
         unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         results, sample_text, sample_image = task.finish(tmp, unwrapped, metrics, final)
-        metrics_path = Path(args.output_dir) / "metrics.jsonl"
-        if metrics_path.is_file():
-            try:
-                plot_loss_curves(metrics_path, tmp / "loss_curves.png", title=f"{args.preset} ({task.name})")
-            except ValueError as err:
-                print(f"warning: no loss plot ({err})", file=sys.stderr)
+        _plot_quietly(Path(args.output_dir) / "metrics.jsonl", tmp / "loss_curves.png", f"{args.preset} ({task.name})")
         training = {
             "preset": args.preset, "steps": args.max_steps, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "weight_decay": args.weight_decay,
             "warmup_steps": args.warmup_steps, "seconds": round(elapsed, 1), "hardware": _hardware(accelerator),
-            "mixed_precision": args.mixed_precision, "num_processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision, "num_processes": accelerator.num_processes,
             "command": "python -m " + " ".join([f"training.train_{task.name}"] + sys.argv[1:]),
             "tokens_or_images": f"{args.max_steps * args.batch_size * task.extra_state.get('units_per_item', 1):,}"
                                 f" {task.unit}",
@@ -516,6 +507,17 @@ def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder:
     accelerator.wait_for_everyone()
 
 
+def _plot_quietly(metrics_path: Path, png_path: Path, title: str) -> None:
+    """A missing plot must not end a run (e.g. no loss logged yet)."""
+    from .plots import plot_loss_curves
+
+    if metrics_path.is_file():
+        try:
+            plot_loss_curves(metrics_path, png_path, title=title)
+        except ValueError as err:
+            print(f"warning: no loss plot ({err})", file=sys.stderr)
+
+
 def _hardware(accelerator) -> str:
     if accelerator.device.type == "cuda":
         return f"{accelerator.num_processes} x {torch.cuda.get_device_name(accelerator.device)}"
@@ -528,7 +530,8 @@ def make_accelerator(args: argparse.Namespace):
 
     project = ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(Path(args.output_dir) / "logs"))
     log_with = None if args.no_tensorboard else "tensorboard"
-    return Accelerator(mixed_precision=args.mixed_precision, log_with=log_with, project_config=project)
+    return Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.grad_accum,
+                       log_with=log_with, project_config=project)
 
 
 def main_guard(fn: Callable[[], Any]) -> Any:
