@@ -3,7 +3,6 @@
 pixel for pixel, every error, and the processor saved with a classifier working in `pipeline`."""
 
 import gzip
-import io
 import os
 import pickle
 import struct

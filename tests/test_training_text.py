@@ -44,7 +44,8 @@ def train_losses(out: Path) -> list[float]:
 
 def enwik8_like(path: Path, size: int) -> Path:
     """A small file in enwik8's format: MediaWiki XML export text."""
-    page = ("  <page>\n    <title>Page {i}</title>\n    <id>{i}</id>\n    <revision>\n      <text xml:space=\"preserve\">"
+    page = ("  <page>\n    <title>Page {i}</title>\n    <id>{i}</id>\n    <revision>\n"
+            "      <text xml:space=\"preserve\">"
             "'''Page {i}''' is an article about the number {i}. It links to [[Page {j}]] and [[Page {k}]].\n"
             "== History ==\nThe number {i} follows {j}.</text>\n    </revision>\n  </page>\n")
     text = "<mediawiki xmlns=\"http://www.mediawiki.org/xml/export-0.3/\">\n"

@@ -341,7 +341,8 @@ def _class_folders(split_dir: Path) -> list[str]:
     return sorted(entry.name for entry in split_dir.iterdir() if entry.is_dir() and not entry.name.startswith("."))
 
 
-def _split_files(split: "datasets.Dataset", split_dir: Path, class_index: dict[str, int]) -> tuple[list[str], list[int]]:
+def _split_files(split, split_dir: Path, class_index: dict[str, int]) -> tuple[list[str], list[int]]:
+    """The image paths of a `datasets.Dataset` split and their labels from the class folders."""
     paths = split.data.column("image").combine_chunks().field("path").to_pylist()
     labels = []
     for path in paths:

@@ -247,9 +247,10 @@ def check_resumable(ckpt: Path, config_dict: dict, args: argparse.Namespace) -> 
 class Task:
     """What differs between the trainers. `prepare(batch, generator)` augments a micro-batch on the CPU (the
     generator is seeded from (seed, step, micro step, process)); `loss(model, batch)` returns its scalar mean loss,
-    the batch on the accelerator's device; `evaluate(model, accelerator, final)` returns metrics (same on every process); `finish(folder, model,
-    metrics, final)` saves the tokenizer/processor and returns (card results, sample text or None, sample image or
-    None); `final` says whether the metrics are the full final evaluation or the last partial one."""
+    the batch on the accelerator's device; `evaluate(model, accelerator, final)` returns metrics (the same on every
+    process); `finish(folder, model, metrics, final)` saves the tokenizer/processor and returns (card results,
+    sample text or None, sample image or None); `final` says whether the metrics are the full final evaluation or
+    the last partial one."""
 
     name: str
     config: Any
@@ -313,7 +314,7 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
 
     out = Path(args.output_dir)
     ckpt_root = out / "checkpoints"
-    micro = check_batch_args(args, accelerator.num_processes)
+    check_batch_args(args, accelerator.num_processes)
 
     # Resume: find and check the checkpoint before building anything expensive.
     resume_from, state = None, None

@@ -65,8 +65,8 @@ def make_task(args) -> engine.Task:
         raise engine.TrainingError(str(err)) from None
     if data.image_size < size:
         raise engine.TrainingError(
-            f"{data.source} images are {data.image_size}x{data.image_size}, smaller than the model's image_size {size}; "
-            f"pass --config-overrides image_size={data.image_size} (with a patch_size that divides it).")
+            f"{data.source} images are {data.image_size}x{data.image_size}, smaller than the model's image_size "
+            f"{size}; pass --config-overrides image_size={data.image_size} (with a patch_size that divides it).")
     if data.num_channels != base.num_channels:
         raise engine.TrainingError(f"{data.source} images have {data.num_channels} channel(s), the model "
                                    f"{base.num_channels}; pass --config-overrides num_channels={data.num_channels}.")
@@ -125,7 +125,8 @@ def make_task(args) -> engine.Task:
 
     return engine.Task(
         name="image", config=config, model_class=AFTForImageClassification, train_set=data.train, loss=loss,
-        prepare=prepare, evaluate=evaluate, finish=finish, card_task="image-classification", unit="images", metric="top1",
+        prepare=prepare, evaluate=evaluate, finish=finish, card_task="image-classification", unit="images",
+        metric="top1",
         dataset_info={"name": data.source, "type": data.source, "split": "validation"},
     )
 

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import modeling_aft  # noqa: F401
 from modeling_aft import AFTConfig, AFTForCausalLM
