@@ -32,15 +32,14 @@ TASK_DEFAULTS: dict[str, dict] = {
 PRESETS: dict[str, dict] = {
     # --- text: bytes in, bits per character out ---
     # The README's main command: AFT-local on the embedded Wikipedia text, a few minutes on 2 cores.
-    # 300 steps of 16 x 256 bytes: about 4 minutes (0.7 s a step) with the final test evaluation.
-    "cpu-wiki-local": dict(task="text", model_preset="cpu-text-local", max_steps=300, warmup_steps=30,
-                           eval_every=100, save_every=100, eval_bytes=32768),
-    "cpu-wiki-simple": dict(task="text", model_preset="cpu-text-simple", max_steps=300, warmup_steps=30,
-                            eval_every=100, save_every=100, eval_bytes=32768),
-    "cpu-wiki-conv": dict(task="text", model_preset="cpu-text-conv", max_steps=300, warmup_steps=30,
-                          eval_every=100, save_every=100, eval_bytes=32768),
-    "cpu-wiki-full": dict(task="text", model_preset="cpu-text-full", max_steps=300, warmup_steps=30,
-                          eval_every=100, save_every=100, eval_bytes=32768),
+    # 300 steps of 16 x 256 bytes: about 4 minutes (0.7 s a step) with the final test evaluation. So short a run
+    # sits on the byte-bigram plateau (~2.5 nats) while w = U V^T is still ~0 (the paper's init, std 0.01, makes
+    # both factors' gradients tiny); position biases drawn with std 0.1 and no dropout leave it sooner (validation
+    # at step 200: 3.43 bpc against 3.62 with the paper's init and dropout 0.1). The paper presets keep the paper's.
+    **{f"cpu-wiki-{variant}": dict(task="text", model_preset=f"cpu-text-{variant}", max_steps=300, warmup_steps=30,
+                                   eval_every=100, save_every=100, eval_bytes=32768, dropout=0.0,
+                                   model_overrides=dict(position_bias_init_std=0.1))
+       for variant in ("local", "simple", "conv", "full")},
     # Paper Section 4.2 (enwik8): 24 layers x 256, T = 1024, AFT-local with s = 32.
     "enwik8-local-32": dict(task="text", model_preset="enwik8-local-32", seq_len=1024, batch_size=128,
                             learning_rate=3e-3, weight_decay=0.5, warmup_steps=2000, max_steps=100_000,
