@@ -391,11 +391,13 @@ def load_image_folder(
     for split, split_dir in (("train", train_dir), ("validation", valid_dir)):
         paths, labels = _split_files(splits[split], split_dir, class_index)
         sets.append(ImageFileDataset(paths, labels, image_size, num_channels))
-    mean, std = _default_mean_std(num_channels)
+    mean, std = imagenet_mean_std(num_channels)
     return ImageSplits(sets[0], sets[1], class_names, num_channels, image_size, "imagefolder", mean, std)
 
 
-def _default_mean_std(num_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def imagenet_mean_std(num_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """ImageNet's per-channel statistics, or for grey images their luma (the default of every non-Fashion-MNIST
+    source, and of the converters)."""
     if num_channels == 3:
         return IMAGENET_MEAN, IMAGENET_STD
     # A grey image's value is the luma of its RGB, so the luma of the RGB statistics stands in for it.
@@ -426,7 +428,7 @@ def _adapt(splits: ImageSplits, image_size: int | None, num_channels: int | None
     if splits.source == "fashion_mnist":
         mean, std = FASHION_MNIST_MEAN * num_channels, FASHION_MNIST_STD * num_channels
     else:
-        mean, std = _default_mean_std(num_channels)
+        mean, std = imagenet_mean_std(num_channels)
     return ImageSplits(train, valid, splits.class_names, num_channels, splits.image_size, splits.source, mean, std)
 
 
