@@ -82,6 +82,11 @@ def base_parser(task: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--skip-final-eval", action="store_true", help="no evaluation on the test split at the end")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
+                   help="publish the final folder to this Hub repo (token from HF_TOKEN or the saved login; "
+                        "HF_ENDPOINT selects another Hub)")
+    p.add_argument("--hub-private", action="store_true", help="with --push-to-hub: create the repo private")
+    p.add_argument("--hub-revision", default=None, help="with --push-to-hub: the branch to commit to")
     return p
 
 
@@ -315,6 +320,8 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
     out = Path(args.output_dir)
     ckpt_root = out / "checkpoints"
     check_batch_args(args, accelerator.num_processes)
+    if args.push_to_hub:
+        check_hub_args(args)
 
     # Resume: find and check the checkpoint before building anything expensive.
     resume_from, state = None, None
@@ -436,6 +443,14 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
         log.write({"step": args.max_steps, **{f"test/{k}": v for k, v in final_metrics.items()}})
     elapsed = time.perf_counter() - start_time
     save_final(accelerator, model, task, args, out / "model", final_metrics, final, elapsed)
+    if args.push_to_hub and accelerator.is_main_process:
+        from .publish import publish, report
+
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in final_metrics.items() if isinstance(v, float))
+        result = publish(out / "model", args.push_to_hub, private=args.hub_private, revision=args.hub_revision,
+                         commit_message=f"{args.preset}: {args.max_steps} steps; {summary}")
+        print(report(result))
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return final_metrics
 
@@ -443,6 +458,19 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
 def _hparams(args: argparse.Namespace) -> dict:
     """TensorBoard's hparams accept only scalars and strings."""
     return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in sorted(vars(args).items())}
+
+
+def check_hub_args(args: argparse.Namespace) -> None:
+    """--push-to-hub fails before training, not after it: a valid repo id and a token must be there."""
+    from huggingface_hub import get_token
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(args.push_to_hub)
+    except HFValidationError as err:
+        raise TrainingError(f"--push-to-hub {args.push_to_hub!r} is not a repo id ('org/name'): {err}") from None
+    if get_token() is None:
+        raise TrainingError("--push-to-hub: no Hub token; set HF_TOKEN or log in with `hf auth login` first.")
 
 
 def save_checkpoint(accelerator, root: Path, step: int, config_dict: dict, args: argparse.Namespace,
@@ -495,7 +523,7 @@ def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder:
                                                  "training": training})
         write_model_card(tmp, task=task.card_task, config=unwrapped.config, results=results,
                          dataset=task.dataset_info, training=training, sample=sample_text,
-                         sample_image=sample_image)
+                         sample_image=sample_image, repo_id=args.push_to_hub)
         if folder.exists():
             old = folder.with_name(f".old-{folder.name}")
             shutil.rmtree(old, ignore_errors=True)
