@@ -25,17 +25,17 @@ $(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
 # The main job: train a small AFT-local on the embedded Wikipedia text (about 4 minutes on 2 cores), evaluate bits
 # per character, save runs/wiki-local/model with its card, and print a sample generated from it.
 demo: $(STAMP)
-	$(PY) -m training.train_text --output-dir runs/wiki-local
+	$(PY) -m training.train_text --output-dir runs/wiki-local --overwrite-output-dir
 
 # Build, save, reload and decode one small model of every variant (no training; about 10 s).
 demo-models: $(STAMP)
 	$(PY) -m training.demo
 
 train-pixels: $(STAMP)
-	$(PY) -m training.train_pixels --output-dir runs/fashion-mnist-pixels
+	$(PY) -m training.train_pixels --output-dir runs/fashion-mnist-pixels --overwrite-output-dir
 
 train-image: $(STAMP)
-	$(PY) -m training.train_image --output-dir runs/fashion-mnist-conv
+	$(PY) -m training.train_image --output-dir runs/fashion-mnist-conv --overwrite-output-dir
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

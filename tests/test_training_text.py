@@ -218,3 +218,20 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     w4 = load_file(tmp_path / "accum" / "model" / "model.safetensors")
     for name in w1:
         torch.testing.assert_close(w4[name], w1[name], rtol=1e-4, atol=1e-5)
+
+
+def test_a_fresh_run_in_the_folder_of_an_earlier_one_is_refused_unless_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--output-dir", str(out), "--max-steps", "4", "--save-every", "2", "--eval-every", "4",
+            "--eval-bytes", "1024", "--skip-final-eval", "--sample-bytes", "0", "--no-tensorboard", *FAST]
+    train_text.main(argv)
+    message = error_of(argv + ["--max-steps", "2"], capsys)
+    assert "holds checkpoints of an earlier run (checkpoint-4)" in message and "--overwrite-output-dir" in message
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    PartialState._reset_state()
+    train_text.main(argv + ["--max-steps", "2", "--overwrite-output-dir"])
+    # The earlier run's checkpoint-4 is gone: the new run's own checkpoint is the latest, and rotation kept it.
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2"]

@@ -79,6 +79,8 @@ def base_parser(task: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="continue from the latest complete checkpoint in --output-dir, or from the one given")
+    p.add_argument("--overwrite-output-dir", action="store_true",
+                   help="start afresh in an --output-dir that holds an earlier run (its checkpoints are deleted)")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--skip-final-eval", action="store_true", help="no evaluation on the test split at the end")
@@ -339,6 +341,16 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
         if state["step"] >= args.max_steps:
             raise TrainingError(f"--resume {resume_from}: it is at step {state['step']}, not before --max-steps "
                                 f"{args.max_steps}; raise --max-steps to train on.")
+    elif list_checkpoints(ckpt_root):
+        if not args.overwrite_output_dir:
+            raise TrainingError(
+                f"{out} holds checkpoints of an earlier run ({list_checkpoints(ckpt_root)[-1][1].name}); pass --resume "
+                f"to continue it, --overwrite-output-dir to start afresh there, or another --output-dir.")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            shutil.rmtree(ckpt_root)
+            shutil.rmtree(out / "logs", ignore_errors=True)
+        accelerator.wait_for_everyone()
 
     set_seed(args.seed)  # the same initial weights on every process
     model = task.model_class(task.config)
