@@ -45,7 +45,8 @@ PRESETS: dict[str, dict] = {
                             learning_rate=3e-3, weight_decay=0.5, warmup_steps=2000, max_steps=100_000,
                             eval_every=2000, save_every=2000, eval_bytes=1_000_000, eval_stride=512),
     # --- pixels: images as sequences of sub-pixels, bits per dimension ---
-    # 784 sub-pixels an image: 300 steps of 8 images take about 5 minutes on 2 cores.
+    # 784 sub-pixels an image: 300 steps of 8 images at 0.78 step/s, about 7 minutes on 2 cores with the final
+    # bits per dimension on 1000 images (3.66 after these 300 steps).
     "cpu-fashion-mnist-pixels": dict(task="pixels", model_preset="cpu-text-local",
                                      model_overrides=dict(local_window=56), batch_size=8, max_steps=300,
                                      warmup_steps=30, eval_every=100, save_every=100, eval_images=64,
