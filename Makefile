@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo demo-models train-pixels train-image test bench-generation clean
+.PHONY: setup demo demo-models train-pixels train-image test bench-generation bench-operators bench-train-step clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,16 @@ test: $(STAMP)
 bench-generation: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,bench]'
 	$(PY) -m benchmarks.generation --out benchmarks/results/generation
+
+# The AFT operators against SDPA attention and aft-pytorch, T = 512 .. 16384 (about 15-30 minutes on 2 cores).
+bench-operators: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,bench]'
+	$(PY) -m benchmarks.operators --out benchmarks/results/operators
+
+# A training step of every causal AFT against GPT-2 (SDPA) and RWKV, T = 1024 .. 16384 (about 20 minutes).
+bench-train-step: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,bench]'
+	$(PY) -m benchmarks.train_step --out benchmarks/results/train_step
 
 clean:
 	rm -rf $(VENV) demo_output runs .pytest_cache
