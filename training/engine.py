@@ -584,9 +584,6 @@ def main_guard(fn: Callable[[], Any]) -> Any:
         raise SystemExit(2) from None
 
 
-def math_bits(nats: float) -> float:
-    return nats / math.log(2)
-
 
 def sharded_batches(num_items: int, batch_size: int, accelerator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Evaluation batches of this process: items rank, rank + P, ... in batches, every process running the same
