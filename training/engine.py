@@ -575,6 +575,24 @@ def make_accelerator(args: argparse.Namespace):
                        log_with=log_with, project_config=project)
 
 
+def cli(task_name: str, parser: argparse.ArgumentParser, make_task: Callable, report: Callable,
+        argv: list[str] | None) -> dict:
+    """What each trainer's main does: parse (preset defaults), build the task, train; `report(metrics, args)` prints
+    the final numbers on the main process when a final evaluation ran."""
+    start = time.perf_counter()
+    args = parse_args(parser, task_name, argv)
+
+    def go():
+        task = make_task(args)
+        accelerator = make_accelerator(args)
+        metrics = run(task, args, accelerator, start)
+        if accelerator.is_main_process and report(metrics, args):
+            print(f"{time.perf_counter() - start:.1f} s in all")
+        return metrics
+
+    return main_guard(go)
+
+
 def main_guard(fn: Callable[[], Any]) -> Any:
     """Turn TrainingError into a one-line message and exit status 2, as argparse does."""
     try:

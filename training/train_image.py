@@ -13,7 +13,6 @@ Hugging Face folder OUTPUT_DIR/model (weights, image processor, model card with 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -131,21 +130,15 @@ def make_task(args) -> engine.Task:
     )
 
 
+def report(metrics: dict, args) -> bool:
+    if "images" not in metrics:  # no final evaluation ran
+        return False
+    print(f"validation top-1: {metrics['top1']:.4f} over {int(metrics['images'])} images")
+    return True
+
+
 def main(argv: list[str] | None = None) -> dict:
-    start = time.perf_counter()
-    args = engine.parse_args(parser(), "image", argv)
-
-    def go():
-        task = make_task(args)
-        accelerator = engine.make_accelerator(args)
-        metrics = engine.run(task, args, accelerator, start)
-        if accelerator.is_main_process and "images" in metrics:
-            print(f"validation top-1: {metrics['top1']:.4f} over {int(metrics['images'])} images")
-            print(f"{time.perf_counter() - start:.1f} s in all")
-        return metrics
-
-    return engine.main_guard(go)
-
+    return engine.cli("image", parser(), make_task, report, argv)
 
 if __name__ == "__main__":
     sys.exit(0 if main() is not None else 1)

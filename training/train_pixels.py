@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -160,21 +159,15 @@ def save_grid(images: torch.Tensor, path: Path, columns: int = 4, scale: int = 4
     tmp.replace(path)
 
 
+def report(metrics: dict, args) -> bool:
+    if "images" not in metrics:  # no final evaluation ran
+        return False
+    print(f"validation bits per dimension: {metrics['bpd']:.4f} over {int(metrics['images'])} images")
+    return True
+
+
 def main(argv: list[str] | None = None) -> dict:
-    start = time.perf_counter()
-    args = engine.parse_args(parser(), "pixels", argv)
-
-    def go():
-        task = make_task(args)
-        accelerator = engine.make_accelerator(args)
-        metrics = engine.run(task, args, accelerator, start)
-        if accelerator.is_main_process and "images" in metrics:
-            print(f"validation bits per dimension: {metrics['bpd']:.4f} over {int(metrics['images'])} images")
-            print(f"{time.perf_counter() - start:.1f} s in all")
-        return metrics
-
-    return engine.main_guard(go)
-
+    return engine.cli("pixels", parser(), make_task, report, argv)
 
 if __name__ == "__main__":
     sys.exit(0 if main() is not None else 1)

@@ -15,7 +15,6 @@ with the measured numbers, loss curves) and a sample generated from it.
 from __future__ import annotations
 
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -129,25 +128,19 @@ def generate_sample(model, tokenizer, prompt: str, max_new: int, seed: int, limi
     return tokenizer.decode(out[0], skip_special_tokens=False)
 
 
+def report(metrics: dict, args) -> bool:
+    if "bpc_sliding" not in metrics:  # no final evaluation ran
+        return False
+    print(f"test bits per character: {metrics['bpc']:.4f} (windows of {args.seq_len}), "
+          f"{metrics['bpc_sliding']:.4f} (sliding)")
+    sample_path = engine.Path(args.output_dir) / "model" / "sample.txt"
+    if sample_path.is_file():
+        print("sample:\n" + sample_path.read_text())
+    return True
+
+
 def main(argv: list[str] | None = None) -> dict:
-    start = time.perf_counter()
-    args = engine.parse_args(parser(), "text", argv)
-
-    def go():
-        task = make_task(args)
-        accelerator = engine.make_accelerator(args)
-        metrics = engine.run(task, args, accelerator, start)
-        if accelerator.is_main_process and "bpc_sliding" in metrics:
-            print(f"test bits per character: {metrics['bpc']:.4f} (windows of {args.seq_len}), "
-                  f"{metrics['bpc_sliding']:.4f} (sliding)")
-            sample_path = engine.Path(args.output_dir) / "model" / "sample.txt"
-            if sample_path.is_file():
-                print("sample:\n" + sample_path.read_text())
-            print(f"{time.perf_counter() - start:.1f} s in all")
-        return metrics
-
-    return engine.main_guard(go)
-
+    return engine.cli("text", parser(), make_task, report, argv)
 
 if __name__ == "__main__":
     sys.exit(0 if main() is not None else 1)
