@@ -45,3 +45,13 @@ def randomize(model: torch.nn.Module, seed: int = 0, keep=()) -> torch.nn.Module
         else:
             param.add_(0.05 * noise)
     return model
+
+
+def reset_accelerate_state() -> None:
+    """Accelerate keeps its state in process-wide singletons; an in-process training run after another needs them
+    cleared, as a new process would have them."""
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    PartialState._reset_state()

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 import modeling_aft  # noqa: F401
 from conversion import checkpoint_to_hf as c2h
 from training import train_image, train_text
+from tests.helpers import reset_accelerate_state
 
 TINY = ("num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,max_position_embeddings=64,"
         "local_window=8")
@@ -24,15 +25,6 @@ QUIET = ["--max-steps", "2", "--save-every", "2", "--eval-every", "2", "--skip-f
 EMBED, HEAD = "model.embed_tokens.weight", "lm_head.weight"
 
 
-def reset_accelerate() -> None:
-    """Each in-process run builds its own Accelerator; the library keeps a singleton state between them."""
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    PartialState._reset_state()
-
-
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("text") / "run"
@@ -40,7 +32,7 @@ def text_run(tmp_path_factory) -> Path:
         train_text.main(["--output-dir", str(out), "--seq-len", "64", "--batch-size", "8", "--eval-bytes", "512",
                          "--sample-bytes", "0", "--config-overrides", TINY, *QUIET])
     finally:
-        reset_accelerate()
+        reset_accelerate_state()
     return out
 
 
@@ -51,7 +43,7 @@ def image_run(tmp_path_factory) -> Path:
         train_image.main(["--output-dir", str(out), "--batch-size", "8", "--warmup-steps", "1", "--eval-images",
                           "16", "--config-overrides", TINY_IMAGE, *QUIET])
     finally:
-        reset_accelerate()
+        reset_accelerate_state()
     return out
 
 

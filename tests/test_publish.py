@@ -25,7 +25,7 @@ from huggingface_hub import ModelCard, constants
 from PIL import Image
 
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM
-from tests.helpers import BLOCK_PACKAGE, randomize
+from tests.helpers import BLOCK_PACKAGE, randomize, reset_accelerate_state
 from tests.hub_server import HubServer
 from training import publish as publish_module
 from training.model_card import write_model_card
@@ -428,12 +428,8 @@ TINY_TRAIN = ["--seq-len", "32", "--batch-size", "4", "--max-steps", "4", "--war
 
 @pytest.fixture
 def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-
     yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    PartialState._reset_state()
+    reset_accelerate_state()
 
 
 def test_the_text_trainer_pushes_its_final_folder_with_the_card(hub_login, tmp_path, fresh_accelerate_state):

@@ -14,6 +14,7 @@ from PIL import Image
 
 import modeling_aft  # noqa: F401
 from training import train_image, train_pixels
+from tests.helpers import reset_accelerate_state
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 TINY_PIXELS = "num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,local_window=28"
@@ -23,12 +24,8 @@ QUIET = ["--no-progress", "--no-tensorboard"]
 
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-
     yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    PartialState._reset_state()
+    reset_accelerate_state()
 
 
 def records(out: Path) -> list[dict]:

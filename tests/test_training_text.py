@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 import modeling_aft  # noqa: F401
 from training import train_text
+from tests.helpers import reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ("num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,max_position_embeddings=64,"
@@ -26,12 +27,8 @@ FAST = ["--seq-len", "64", "--batch-size", "8", "--log-every", "5", "--no-progre
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
     """Each in-process run builds its own Accelerator; the library keeps a singleton state between them."""
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-
     yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    PartialState._reset_state()
+    reset_accelerate_state()
 
 
 def records(out: Path) -> list[dict]:
@@ -207,11 +204,7 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
               "1", "--eval-bytes", "1024", "--skip-final-eval", "--sample-bytes", "0", "--dropout", "0",
               "--no-tensorboard", *FAST]
     train_text.main(["--output-dir", str(tmp_path / "one"), *common])
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    PartialState._reset_state()
+    reset_accelerate_state()
     train_text.main(["--output-dir", str(tmp_path / "accum"), "--grad-accum", "4", *common])
     assert train_losses(tmp_path / "accum") == pytest.approx(train_losses(tmp_path / "one"), rel=1e-5)
     w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
@@ -227,11 +220,7 @@ def test_a_fresh_run_in_the_folder_of_an_earlier_one_is_refused_unless_overwritt
     train_text.main(argv)
     message = error_of(argv + ["--max-steps", "2"], capsys)
     assert "holds checkpoints of an earlier run (checkpoint-4)" in message and "--overwrite-output-dir" in message
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    PartialState._reset_state()
+    reset_accelerate_state()
     train_text.main(argv + ["--max-steps", "2", "--overwrite-output-dir"])
     # The earlier run's checkpoint-4 is gone: the new run's own checkpoint is the latest, and rotation kept it.
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2"]
