@@ -9,7 +9,15 @@ for one choice of the pairwise bias w: a learned (T, T) matrix (AFT-full, Eq. 2)
 and 0 outside it (AFT-local, Eq. 4), nothing (AFT-simple, Eq. 5) or a per-head relative kernel (AFT-conv, Eq. 6).
 Causal forms sum over t' <= t only.
 
-How the sums are taken, and why:
+Two algorithms compute the same sums:
+
+* The fast path (taken whenever the keys of every channel, with the biases, span less than 60 in float32 or 600 in
+  float64; see "The fast path" below): one reference per channel, so the sums are a batched matrix product over
+  the band of neighbouring blocks plus cumulative sums (AFT-full: block-triangular products with exp(w)), and a
+  hand-written backward that keeps only q, k, v and the bias for autograd.
+* The blocked algorithm, for any input (keys hundreds apart included), described next; autograd differentiates it.
+
+How the blocked algorithm takes the sums, and why:
 
 * Exponentials are only ever taken of differences to a maximum, so nothing overflows. A single maximum over the
   whole sequence is not enough in causal mode: an early row whose keys are all far below a later key underflows
@@ -471,6 +479,319 @@ def reparameterize_conv_kernel(w: torch.Tensor, gamma: torch.Tensor, beta: torch
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# The fast path: one reference per channel, matrix products and cumulative sums, a hand-written backward
+# ----------------------------------------------------------------------------------------------------------------
+#
+# When the keys of every channel span less than _FAST_RANGE[dtype] together with the biases, every exponent
+# k_t' + w_tt' lies within that range of one reference per channel (the largest key, plus the largest bias):
+# exp() of its difference to the reference neither overflows nor underflows, and the sums need no per-row maxima.
+# Then, with X = [exp(K - kref) * V | exp(K - kref)] (num and den side by side) and W = exp(w - wref):
+#
+#     sums of the rows of block i = W_i @ X(blocks i-1, i[, i+1])  +  exp(-wref) * (sum of X over farther blocks)
+#
+# one batched matrix product over the band and a cumulative sum over block totals; AFT-simple is a cumulative sum
+# alone. The backward is the transposed operator applied to [dL/dnum | dL/dden] (the same product and sums read
+# from the other side), so autograd stores only q, k, v and the band: three (T, D) tensors per layer, as
+# attention does, instead of every intermediate of the blocked algorithm. Inputs that fail the range check (keys
+# tens of units apart, as in the stability tests) take the blocked algorithm above, which has no such limit.
+
+# exp(-range) stays a normal number with room to spare for the gradient factors 1 / den (float32: exp(60) ~ 1e26).
+_FAST_RANGE = {torch.float32: 60.0, torch.float64: 600.0}
+_FAST_PATH = True  # tests switch it off to run the blocked algorithm on ordinary inputs
+
+
+def _fast_references(kappa, band, valid, dense: bool = False):
+    """Per channel key reference (..., 1, Dk) and bias reference (a 0-dim tensor; for a band >= 0, since keys beyond
+    the band have bias 0), or None unless every exponent lies within _FAST_RANGE of them."""
+    if not _FAST_PATH or kappa.shape[-2] == 0:
+        return None
+    limit = _FAST_RANGE[kappa.dtype]
+    if valid is None:
+        k_hi, k_lo = kappa.amax(dim=-2, keepdim=True), kappa.amin(dim=-2, keepdim=True)
+    else:
+        k_hi = torch.where(valid, kappa, torch.full_like(kappa, -math.inf)).amax(dim=-2, keepdim=True)
+        k_lo = torch.where(valid, kappa, torch.full_like(kappa, math.inf)).amin(dim=-2, keepdim=True)
+        seen = valid.any(dim=-2, keepdim=True)  # a sequence without any real key has no range
+        k_hi, k_lo = torch.where(seen, k_hi, torch.zeros_like(k_hi)), torch.where(seen, k_lo, torch.zeros_like(k_lo))
+    spread = (k_hi - k_lo).amax()
+    if band is None:
+        w_ref = kappa.new_zeros(())
+    elif dense:  # AFT-full: every key has its bias
+        w_ref = band.amax()
+        spread = spread + w_ref - band.amin()
+    else:
+        w_ref = band.amax().clamp_min(0)
+        spread = spread + w_ref - band.amin().clamp_max(0)
+    if not bool(spread < limit):  # False for NaN and inf too: those take the blocked path
+        return None
+    return k_hi, w_ref
+
+
+def _causal_visibility(block: int, device) -> torch.Tensor:
+    """(C, 2C): every key of block i-1, and the keys t' <= t of block i."""
+    ones = torch.ones(block, block, dtype=torch.bool, device=device)
+    return torch.cat([ones, ones.tril()], dim=1)
+
+
+def _far_sums(totals: torch.Tensor, before: bool, after: bool) -> torch.Tensor:
+    """totals (..., nb, F) of every block -> for block i the sum over blocks <= i-2 (before) and/or >= i+2 (after)."""
+    out = torch.zeros_like(totals)
+    if before:
+        out = out + _shift(torch.cumsum(totals, dim=-2), 2, -2)
+    if after:
+        out = out + _shift(torch.cumsum(totals.flip(-2), dim=-2).flip(-2), -2, -2)
+    return out
+
+
+_CUMSUM_BLOCK = 32
+_DENSE_BLOCK = 512
+
+
+def _cumsum_time(x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """Inclusive cumulative sum over dim -2 (from the end when reverse), as a triangular matrix product per block of
+    32 rows plus the totals of the blocks before: on CPU several times faster than torch.cumsum along a non-last
+    dimension, and without the copies of flip()."""
+    length = x.shape[-2]
+    block = min(_CUMSUM_BLOCK, _next_pow2(length))
+    padded = math.ceil(length / block) * block
+    xb = _to_blocks(_pad_time(x, padded, -2), block)  # (..., nb, C, F); padding is 0, so it adds nothing
+    ones = torch.ones(block, block, dtype=x.dtype, device=x.device)
+    inside = (ones.triu() if reverse else ones.tril()) @ xb
+    totals = xb.sum(dim=-2)  # (..., nb, F)
+    if reverse:
+        before = _shift(torch.cumsum(totals.flip(-2), dim=-2).flip(-2), -1, -2)
+    else:
+        before = _shift(torch.cumsum(totals, dim=-2), 1, -2)
+    out = inside + before.unsqueeze(-2)
+    return out.reshape(*out.shape[:-3], padded, out.shape[-1])[..., :length, :]
+
+
+def _block_range(w: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Blocks start..stop-1 of a band (..., nb, C, K) whose block axis may be 1 (the same band for every block)."""
+    return w if w.shape[-3] == 1 else w[..., start:stop, :, :]
+
+
+class _FastSums:
+    """The forward sums of the fast path and their transpose, for one input layout.
+
+    weights None (AFT-simple) or W = exp(band - wref) with invisible entries 0, (..., nb, C, nK*C) broadcastable,
+    its column parts the keys of blocks i-1, i (and i+1 when bidirectional); far = exp(-wref), the weight of every
+    key outside the band. The neighbouring blocks are read as shifted views: nothing of size T x nK x F is copied.
+    """
+
+    def __init__(self, weights, far, causal: bool, length: int):
+        self.weights, self.far, self.causal, self.length = weights, far, causal, length
+        self.block = None if weights is None else weights.shape[-2]
+
+    def _blocks(self, x):
+        padded = math.ceil(self.length / self.block) * self.block
+        return _to_blocks(_pad_time(x, padded, -2), self.block)
+
+    def _unblock(self, xb):
+        return xb.reshape(*xb.shape[:-3], -1, xb.shape[-1])[..., : self.length, :]
+
+    def _part(self, p: int, start: int, stop: int):
+        c = self.block
+        return _block_range(self.weights, start, stop)[..., p * c : (p + 1) * c]
+
+    def forward(self, x):
+        """x (..., T, F) -> for every row the sum over the keys it sees of their weight times x."""
+        if self.weights is None:
+            return _cumsum_time(x) if self.causal else x.sum(dim=-2, keepdim=True).expand_as(x)
+        xb = self._blocks(x)
+        nb = xb.shape[-3]
+        out = self._part(1, 0, nb) @ xb  # the row's own block
+        if nb > 1:
+            out[..., 1:, :, :] += self._part(0, 1, nb) @ xb[..., :-1, :, :]  # block i-1
+            if not self.causal:
+                out[..., :-1, :, :] += self._part(2, 0, nb - 1) @ xb[..., 1:, :, :]  # block i+1
+        out += (_far_sums(xb.sum(dim=-2), before=True, after=not self.causal) * self.far).unsqueeze(-2)
+        return self._unblock(out)
+
+    def transpose(self, y):
+        """y (..., T, F) of the rows -> for every key the sum over the rows that see it of their weight times y."""
+        if self.weights is None:
+            if self.causal:
+                return _cumsum_time(y, reverse=True)
+            return y.sum(dim=-2, keepdim=True).expand_as(y)
+        yb = self._blocks(y)
+        nb = yb.shape[-3]
+        back = self._part(1, 0, nb).transpose(-1, -2) @ yb
+        if nb > 1:
+            back[..., :-1, :, :] += self._part(0, 1, nb).transpose(-1, -2) @ yb[..., 1:, :, :]  # rows of block j+1
+            if not self.causal:
+                back[..., 1:, :, :] += self._part(2, 0, nb - 1).transpose(-1, -2) @ yb[..., :-1, :, :]
+        back += (_far_sums(yb.sum(dim=-2), before=not self.causal, after=True) * self.far).unsqueeze(-2)
+        return self._unblock(back)
+
+    def weight_grad(self, x, y):
+        """d/dband of sum(y * forward(x)) for W = exp(band - wref): W * (y_i @ x(neighbour blocks)^T)."""
+        xb, yb = self._blocks(x), self._blocks(y)
+        nb, c = xb.shape[-3], self.block
+        own = yb @ xb.transpose(-1, -2)  # (..., nb, C, C)
+        grad = own.new_zeros(*own.shape[:-1], self.weights.shape[-1])
+        grad[..., c : 2 * c] = own
+        if nb > 1:
+            grad[..., 1:, :, :c] = yb[..., 1:, :, :] @ xb[..., :-1, :, :].transpose(-1, -2)
+            if not self.causal:
+                grad[..., :-1, :, 2 * c :] = yb[..., :-1, :, :] @ xb[..., 1:, :, :].transpose(-1, -2)
+        return grad.mul_(self.weights)
+
+
+class _DenseSums:
+    """The same three products for AFT-full: W = exp(w - wref) (..., T, T), the future zeroed when causal.
+
+    Causal rows are taken in blocks of _DENSE_BLOCK, each reading only the keys up to its last row, so the products
+    skip the zero upper triangle but for the diagonal blocks.
+    """
+
+    def __init__(self, weights, causal: bool):
+        self.weights, self.causal = weights, causal
+
+    def _row_blocks(self):
+        length = self.weights.shape[-1]
+        return [(start, min(length, start + _DENSE_BLOCK)) for start in range(0, length, _DENSE_BLOCK)]
+
+    def forward(self, x):
+        w = self.weights
+        if not self.causal:
+            return w @ x
+        out = x.new_empty(*torch.broadcast_shapes(w.shape[:-2], x.shape[:-2]), *x.shape[-2:])
+        for start, stop in self._row_blocks():
+            out[..., start:stop, :] = w[..., start:stop, :stop] @ x[..., :stop, :]
+        return out
+
+    def transpose(self, y):
+        w = self.weights
+        if not self.causal:
+            return w.transpose(-1, -2) @ y
+        back = y.new_empty(*torch.broadcast_shapes(w.shape[:-2], y.shape[:-2]), *y.shape[-2:])
+        for start, stop in self._row_blocks():  # the keys of this block are read by the rows from `start` on
+            back[..., start:stop, :] = w[..., start:, start:stop].transpose(-1, -2) @ y[..., start:, :]
+        return back
+
+    def weight_grad(self, x, y):
+        w = self.weights
+        if not self.causal:
+            return (y @ x.transpose(-1, -2)).mul_(w)
+        grad = y.new_empty(*torch.broadcast_shapes(w.shape[:-2], y.shape[:-2]), *w.shape[-2:])
+        for start, stop in self._row_blocks():
+            torch.matmul(y[..., start:stop, :], x[..., :stop, :].transpose(-1, -2), out=grad[..., start:stop, :stop])
+            grad[..., start:stop, :stop].mul_(w[..., start:stop, :stop])
+            grad[..., start:stop, stop:] = 0
+        return grad
+
+
+def _sum_to_shape(x: torch.Tensor, shape) -> torch.Tensor:
+    """Sum a broadcast gradient back to the shape of its input."""
+    lead = x.dim() - len(shape)
+    if lead:
+        x = x.sum(dim=tuple(range(lead)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and x.shape[i] != 1)
+    return x.sum(dim=dims, keepdim=True) if dims else x
+
+
+class _FastAFT(torch.autograd.Function):
+    """Y = sigmoid(q) * num / den on the fast path; saves q, kappa, v, band only and recomputes the sums backward.
+
+    q, v (..., T, D); kappa (..., T, Dk) with Dk = D or 1 (one key per head); band None (simple), (..., nb, C, nK*C)
+    (local, conv) or, when dense, the whole w (..., T, T) (full); valid None or (..., T, 1) bool; k_ref (..., 1, Dk),
+    w_ref 0-dim from _fast_references.
+    """
+
+    @staticmethod
+    def _sums(q, kappa, v, band, valid, k_ref, w_ref, causal, dense, both=None):
+        if dense:
+            weights = torch.sub(band, w_ref).exp_()
+            sums = _DenseSums(weights.tril_() if causal else weights, causal)
+        elif band is None:
+            sums = _FastSums(None, None, causal, q.shape[-2])
+        else:
+            weights = torch.exp(band - w_ref)
+            if causal:
+                weights = weights * _causal_visibility(band.shape[-2], band.device)
+            sums = _FastSums(weights, torch.exp(-w_ref), causal, q.shape[-2])
+        e = torch.exp(kappa - k_ref)
+        if valid is not None:  # padded keys weigh exactly 0 and their values (whatever they hold) are never read
+            e = torch.where(valid, e, torch.zeros_like(e))
+            v = torch.where(valid, v, torch.zeros_like(v))
+        d = v.shape[-1]
+        x = v.new_empty(*torch.broadcast_shapes(v.shape[:-1], e.shape[:-1]), d + e.shape[-1])
+        torch.mul(e, v, out=x[..., :d])
+        x[..., d:] = e
+        if both is None:
+            both = sums.forward(x)  # (..., T, D + Dk): [num | den]
+        return sums, e, v, x, both
+
+    @staticmethod
+    def forward(ctx, q, kappa, v, band, valid, k_ref, w_ref, causal, dense):
+        sums, e, v_used, x, both = _FastAFT._sums(q, kappa, v, band, valid, k_ref, w_ref, causal, dense)
+        d = v.shape[-1]
+        num, den = both[..., :d], both[..., d:]
+        if valid is None:  # every row sees at least its own key: den > 0
+            y = num / den
+        else:  # only a row without any real key has den 0; it gives 0
+            seen = den > 0
+            y = torch.where(seen, num / torch.where(seen, den, torch.ones_like(den)), torch.zeros_like(num))
+        y.mul_(torch.sigmoid(q))
+        # AFT-full keeps its sums (2 of T x D next to the T x T bias it holds anyway): recomputing them is a T x T
+        # product. The others recompute theirs, which costs less than a tenth of the step and saves 2 x T x D.
+        ctx.save_for_backward(q, kappa, v, band, valid, k_ref, w_ref, both if dense else None)
+        ctx.causal, ctx.dense = causal, dense
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        q, kappa, v, band, valid, k_ref, w_ref, both = ctx.saved_tensors
+        with torch.no_grad():
+            sums, e, v_used, x, both = _FastAFT._sums(
+                q, kappa, v, band, valid, k_ref, w_ref, ctx.causal, ctx.dense, both
+            )
+            d = v.shape[-1]
+            num, den = both[..., :d], both[..., d:]
+            if valid is None:
+                inv_den = den.reciprocal()
+            else:
+                seen = den > 0
+                inv_den = torch.where(seen, torch.where(seen, den, torch.ones_like(den)).reciprocal(), 0.0)
+            gate = torch.sigmoid(q)
+            mean = num * inv_den  # the weighted average of the values each row sees
+            grad_q = grad_y * mean
+            grad_q.mul_(gate * (1 - gate))
+            dk = e.shape[-1]
+            rows = x.new_empty(*grad_y.shape[:-1], d + dk)  # [dL/dnum | dL/dden]
+            r = rows[..., :d]
+            torch.mul(grad_y, gate, out=r)
+            r.mul_(inv_den)
+            if dk == d:
+                torch.mul(r, mean, out=rows[..., d:])
+            else:  # a head's channels share one den
+                rows[..., d:] = (r * mean).sum(dim=-1, keepdim=True)
+            rows[..., d:].neg_()
+            back = sums.transpose(rows)  # (..., T, D + Dk): d/dx of sum(rows * sums.forward(x))
+            grad_v = e * back[..., :d]
+            grad_e = v_used * back[..., :d]
+            if dk != d:
+                grad_e = grad_e.sum(dim=-1, keepdim=True)
+            grad_e += back[..., d:]
+            grad_kappa = grad_e.mul_(e)
+            if valid is not None:
+                grad_v = torch.where(valid, grad_v, torch.zeros_like(grad_v))
+            grad_band = None
+            if band is not None and ctx.needs_input_grad[3]:
+                grad_band = _sum_to_shape(sums.weight_grad(x, rows), band.shape)
+        return grad_q, grad_kappa, grad_v, grad_band, None, None, None, None, None
+
+
+def _fast_aft(q, kappa, v, band, causal: bool, valid, dense: bool = False):
+    """The fast path when the inputs allow it (see above), else None. Shapes as _FastAFT."""
+    refs = _fast_references(kappa.detach(), None if band is None else band.detach(), valid, dense)
+    if refs is None:
+        return None
+    return _FastAFT.apply(q, kappa, v, band, valid, refs[0], refs[1], causal, dense)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The public operators
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -493,15 +814,11 @@ def aft_local_blocked(q, k, v, near_bias, causal: bool = False, key_padding_mask
         )
     dtype = _compute_dtype(q, k, v, near_bias)
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
-        y = _banded(
-            q.to(dtype),
-            k.to(dtype),
-            v.to(dtype),
-            near_bias.to(dtype),
-            causal,
-            None if valid is None else valid.unsqueeze(-1),
-            block,
-        )
+        qf, kf, vf, bias = q.to(dtype), k.to(dtype), v.to(dtype), near_bias.to(dtype)
+        mask = None if valid is None else valid.unsqueeze(-1)
+        y = _fast_aft(qf, kf, vf, bias, causal, mask)
+        if y is None:
+            y = _banded(qf, kf, vf, bias, causal, mask, block)
     return y.to(q.dtype)
 
 
@@ -522,18 +839,24 @@ def aft_simple(q, k, v, causal: bool = False, key_padding_mask=None):
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
         mask = None if valid is None else valid.unsqueeze(-1)
-        if causal:
-            block = min(32, _next_pow2(length))  # measured fastest at T = 4096, D = 512 (16-32 beat 64-128)
-            nb = math.ceil(length / block)
-            zeros = kf.new_zeros(nb, block, block)
-            y = _simple_causal(qf, kf, vf, zeros, mask, block)
-        else:
-            kf, vf = _masked_keys(kf, mask), _masked_values(vf, mask)
-            e = torch.exp(kf - kf.amax(dim=1, keepdim=True))  # (B, T, D)
-            y = torch.sigmoid(qf) * ((e * vf).sum(1, keepdim=True) / e.sum(1, keepdim=True))
-            if mask is not None:
-                y = torch.where(mask.any(dim=1, keepdim=True), y, torch.zeros_like(y))
+        y = _fast_aft(qf, kf, vf, None, causal, mask)
+        if y is None:
+            y = _simple_blocked(qf, kf, vf, causal, mask)
     return y.to(q.dtype)
+
+
+def _simple_blocked(q, kappa, v, causal: bool, valid):
+    if causal:
+        length = q.shape[-2]
+        block = min(32, _next_pow2(length))  # measured fastest at T = 4096, D = 512 (16-32 beat 64-128)
+        zeros = kappa.new_zeros(math.ceil(length / block), block, block)
+        return _simple_causal(q, kappa, v, zeros, valid, block)
+    kappa, v = _masked_keys(kappa, valid), _masked_values(v, valid)
+    e = torch.exp(kappa - kappa.amax(dim=1, keepdim=True))  # (B, T, D)
+    y = torch.sigmoid(q) * ((e * v).sum(1, keepdim=True) / e.sum(1, keepdim=True))
+    if valid is not None:
+        y = torch.where(valid.any(dim=1, keepdim=True), y, torch.zeros_like(y))
+    return y
 
 
 def _simple_causal(q, kappa, v, diag_zeros, valid, block):
@@ -563,15 +886,19 @@ def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qf, kf, vf, wf = q.to(dtype), k.to(dtype), v.to(dtype), w.to(dtype)
         mask = None if valid is None else valid.unsqueeze(-1)
-        if causal:
-            y = _full_causal(qf, kf, vf, wf, mask)
-        else:
-            kf, vf = _masked_keys(kf, mask), _masked_values(vf, mask)
-            num, den, m = _rectangle(wf, kf, vf)  # (B, T, D), every row sees every key
-            y = torch.sigmoid(qf) * (num / den)
-            if mask is not None:
-                y = torch.where(mask.any(dim=1, keepdim=True), y, torch.zeros_like(y))
+        y = _fast_aft(qf, kf, vf, wf, causal, mask, dense=True)
+        if y is None:
+            y = _full_causal(qf, kf, vf, wf, mask) if causal else _full_bidirectional(qf, kf, vf, wf, mask)
     return y.to(q.dtype)
+
+
+def _full_bidirectional(q, kappa, v, w, valid):
+    kappa, v = _masked_keys(kappa, valid), _masked_values(v, valid)
+    num, den, m = _rectangle(w, kappa, v)  # (B, T, D), every row sees every key
+    y = torch.sigmoid(q) * (num / den)
+    if valid is not None:
+        y = torch.where(valid.any(dim=1, keepdim=True), y, torch.zeros_like(y))
+    return y
 
 
 def _full_causal(q, kappa, v, w, valid):
@@ -622,7 +949,9 @@ def aft_conv1d(q, k, v, kernel, causal: bool = False, key_padding_mask=None):
         kh = k.to(dtype).transpose(1, 2).unsqueeze(-1)  # (B, H, T, 1): one key per head, shared by its channels
         mask = None if valid is None else valid.view(batch, 1, length, 1)
         near = conv1d_bias_blocks(kernel.to(dtype), length, causal)  # (H, 1, C, nK*C)
-        y = _banded(qh, kh, vh, near, causal, mask, near.shape[-2])
+        y = _fast_aft(qh, kh, vh, near, causal, mask)
+        if y is None:
+            y = _banded(qh, kh, vh, near, causal, mask, near.shape[-2])
     return y.transpose(1, 2).to(q.dtype)
 
 

@@ -236,6 +236,29 @@ def op_mode_id(p):
     return name if len(p) == 2 else f"{name}-pad-{p[2]}" if p[2] else f"{name}-nopad"
 
 
+@pytest.fixture(params=["fast", "blocked"])
+def path(request, monkeypatch):
+    """Run a test on each of the operators' two algorithms: the fast path (one reference per channel, hand-written
+    backward) that ordinary inputs take, and the blocked algorithm that inputs beyond its range take. Afterwards,
+    check that the intended one actually ran."""
+    fast = request.param == "fast"
+    monkeypatch.setattr(ops, "_FAST_PATH", fast)
+    taken = []
+    original = ops._fast_aft
+
+    def spy(*args, **kwargs):
+        y = original(*args, **kwargs)
+        taken.append(y is not None)
+        return y
+
+    monkeypatch.setattr(ops, "_fast_aft", spy)
+    yield request.param
+    if fast:
+        assert all(taken), "an ordinary input fell back to the blocked algorithm"
+    else:
+        assert not any(taken), "the fast path ran although switched off"
+
+
 # --------------------------------------------------------------------------- #
 # The reference itself.
 # --------------------------------------------------------------------------- #
@@ -306,7 +329,7 @@ def test_reference_identities():
 # Every operator against the reference: a seeded sweep.
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("case", SWEEP, ids=str)
-def test_matches_reference(case):
+def test_matches_reference(case, path):
     q, k, v, bias, mask = make_inputs(case)
     got = run_op(case, q, k, v, bias, mask)
     assert got.dtype == F32
@@ -575,7 +598,7 @@ def test_causal_flag_matters(op):
 # Gradients.
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("op_mode", OP_MODES_PADDED, ids=op_mode_id)
-def test_gradcheck(op_mode):
+def test_gradcheck(op_mode, path):
     op, causal, side = op_mode
     masked = side is not None
     if op == "conv2d":
@@ -607,7 +630,7 @@ def test_gradcheck(op_mode):
 
 
 @pytest.mark.parametrize("op_mode", OP_MODES, ids=op_mode_id)
-def test_gradients_match_reference(op_mode):
+def test_gradients_match_reference(op_mode, path):
     """Analytic gradients equal those of the reference (float32 vs float64)."""
     op, causal = op_mode
     case = small_case(op, causal=causal, pad="left" if op != "conv2d" else None, T=11, seed=21)

@@ -1,0 +1,169 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""The operators' fast path (one reference per channel, hand-written backward) beyond what test_ops checks on both
+paths: when it is taken, what autograd keeps of it, and per-sequence biases."""
+
+import pytest
+import torch
+
+from modeling_aft import ops
+from tests import reference as ref
+
+F32, F64 = torch.float32, torch.float64
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """A list that records, for every operator call, whether the fast path ran."""
+    record = []
+    original = ops._fast_aft
+
+    def spy(*args, **kwargs):
+        y = original(*args, **kwargs)
+        record.append(y is not None)
+        return y
+
+    monkeypatch.setattr(ops, "_fast_aft", spy)
+    return record
+
+
+def _inputs(B, T, D, seed, key_spread=4.0, dtype=F32):
+    g = _gen(seed)
+    q = torch.randn(B, T, D, generator=g, dtype=F64)
+    k = (torch.rand(B, T, D, generator=g, dtype=F64) - 0.5) * key_spread
+    v = torch.randn(B, T, D, generator=g, dtype=F64)
+    return q.to(dtype), k.to(dtype), v.to(dtype)
+
+
+def _close(got, expected, tol):
+    scale = expected.abs().max().item()
+    err = (got.to(F64) - expected).abs().max().item()
+    assert err <= tol * scale, f"max err {err:.3e} at output scale {scale:.3e}"
+
+
+# --------------------------------------------------------------------------- #
+# Which path runs.
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
+@pytest.mark.parametrize("dtype, spread, fast", [(F32, 50.0, True), (F32, 70.0, False), (F64, 500.0, True),
+                                                 (F64, 700.0, False)])
+def test_range_decides_the_path_and_both_are_accurate(taken, causal, dtype, spread, fast):
+    """Keys spanning less than the dtype's range take the fast path, wider ones the blocked algorithm; both agree
+    with the float64 reference near the boundary."""
+    B, T, D, window = 2, 40, 3, 5
+    q, k, v = _inputs(B, T, D, 1, key_spread=spread, dtype=dtype)
+    k[:, 0, :] = spread / 2  # the extremes are there for sure
+    k[:, -1, :] = -spread / 2
+    w = torch.randn(T, T, generator=_gen(2), dtype=F64).to(dtype)
+    kernel = torch.randn(2, 5, generator=_gen(3), dtype=F64).to(dtype)
+    tol = 1e-4 if dtype == F32 else 1e-10
+    _close(ops.aft_simple(q, k, v, causal), ref.ref_simple(q, k, v, causal), tol)
+    _close(ops.aft_local(q, k, v, w, window, causal), ref.ref_local(q, k, v, w, window, causal), tol)
+    _close(ops.aft_full(q, k, v, w, causal), ref.ref_full(q, k, v, w, causal), tol)
+    qh, vh = q[..., :2].reshape(B, T, 2, 1), v[..., :2].reshape(B, T, 2, 1)
+    _close(ops.aft_conv1d(qh, k[..., :2], vh, kernel, causal), ref.ref_conv1d(qh, k[..., :2], vh, kernel, causal), tol)
+    assert taken == [fast] * 4
+
+
+def test_biases_count_towards_the_range(taken):
+    q, k, v = _inputs(1, 20, 2, 4, key_spread=30.0)
+    w = torch.zeros(20, 20)
+    ops.aft_full(q, k, v, w)
+    w[3, 5] = -40.0  # 30 + 40 > 60
+    _close(ops.aft_full(q, k, v, w), ref.ref_full(q, k, v, w), 1e-4)
+    assert taken == [True, False]
+
+
+def test_non_finite_keys_take_the_blocked_path(taken):
+    q, k, v = _inputs(1, 8, 2, 5)
+    k[0, 3, 1] = float("nan")
+    ops.aft_simple(q, k, v, causal=True)
+    assert taken == [False]
+
+
+# --------------------------------------------------------------------------- #
+# What autograd keeps.
+# --------------------------------------------------------------------------- #
+def _saved_bytes(fn, *inputs):
+    """Bytes of the tensors autograd saves for backward while fn runs (each storage counted once)."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*inputs)
+    return out, sum(seen.values())
+
+
+@pytest.mark.parametrize("op", ["local", "simple", "conv1d", "full"])
+@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
+def test_the_fast_path_saves_only_its_inputs(monkeypatch, op, causal):
+    """Autograd keeps q, k, v and the band (AFT-full: w and its (num, den) too) and nothing else of the fast path;
+    the blocked algorithm keeps more (so the probe can see the difference)."""
+    B, T, D, H = 1, 512, 32, 4
+    g = _gen(6)
+    q, k, v = (torch.randn(B, T, D, generator=g) for _ in range(3))
+    u, w_v = torch.randn(T, 8, generator=g), torch.randn(T, 8, generator=g)
+    band = ops.factorized_local_bias_blocks(u, w_v, 32, causal)
+    kernel = torch.randn(H, 11 if not causal else 8, generator=g)
+    w = 0.1 * torch.randn(T, T, generator=g)
+    kh = k[..., :H].contiguous()
+
+    def run(q, k, v, bias=None):
+        if op == "local":
+            return ops.aft_local_blocked(q, k, v, bias, causal)
+        if op == "simple":
+            return ops.aft_simple(q, k, v, causal)
+        if op == "full":
+            return ops.aft_full(q, k, v, bias, causal)
+        return ops.aft_conv1d(q.view(B, T, H, D // H), k, v.view(B, T, H, D // H), bias, causal)
+
+    bias = {"local": band, "simple": None, "full": w, "conv1d": kernel}[op]
+    keys = kh if op == "conv1d" else k
+    inputs = [x.clone().requires_grad_(True) for x in (q, keys, v)] + ([] if bias is None else [bias.clone()])
+    if bias is not None:
+        inputs[3].requires_grad_(True)
+    # the inputs, plus less than one more (T, D) tensor: the references, conv's (H, 1, C, nK*C) band and its indices
+    allowed = sum(x.numel() for x in inputs) * 4 + B * T * D * 4 // 2
+    if op == "full":
+        allowed += 2 * B * T * D * 4  # num and den
+    out, fast_bytes = _saved_bytes(run, *inputs)
+    out.sum().backward()
+    assert fast_bytes <= allowed, (fast_bytes, allowed)
+    monkeypatch.setattr(ops, "_FAST_PATH", False)
+    _, blocked_bytes = _saved_bytes(run, *inputs)
+    assert blocked_bytes > fast_bytes + B * T * D * 4, (blocked_bytes, fast_bytes)
+
+
+# --------------------------------------------------------------------------- #
+# Biases per sequence (left padding gives every sequence its own positions).
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
+def test_per_sequence_biases(taken, causal):
+    B, T, D, window = 3, 37, 2, 6
+    q, k, v = _inputs(B, T, D, 7, dtype=F64)
+    g = _gen(8)
+    u, w_v = torch.randn(B, T, 4, generator=g, dtype=F64), torch.randn(B, T, 4, generator=g, dtype=F64)
+    w = u @ w_v.transpose(-1, -2)  # (B, T, T)
+    band = ops.factorized_local_bias_blocks(u, w_v, window, causal)  # (B, nb, C, nK*C)
+    inputs = [x.clone().requires_grad_(True) for x in (q, k, v, u, w_v)]
+
+    def local(q, k, v, u, w_v):
+        return ops.aft_local_blocked(q, k, v, ops.factorized_local_bias_blocks(u, w_v, window, causal), causal)
+
+    def full(q, k, v, u, w_v):
+        return ops.aft_full(q, k, v, u @ w_v.transpose(-1, -2), causal)
+
+    for b in range(B):
+        one = slice(b, b + 1)
+        _close(ops.aft_local_blocked(q, k, v, band, causal)[one], ref.ref_local(q[one], k[one], v[one], w[b], window,
+                                                                                 causal), 1e-10)
+        _close(ops.aft_full(q, k, v, w, causal)[one], ref.ref_full(q[one], k[one], v[one], w[b], causal), 1e-10)
+    assert torch.autograd.gradcheck(local, tuple(inputs), eps=1e-6, atol=1e-6, rtol=1e-4)
+    assert torch.autograd.gradcheck(full, tuple(inputs), eps=1e-6, atol=1e-6, rtol=1e-4)
+    assert all(taken)
