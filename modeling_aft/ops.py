@@ -440,10 +440,16 @@ def factorized_local_bias_blocks(
     block = block or local_block_size(window, length)
     nb = math.ceil(length / block)
     padded = nb * block
-    ub = _to_blocks(_pad_time(u, padded, -2), block)  # (..., nb, C, d')
+    ub = _to_blocks(_pad_time(u, padded, -2), block)  # (..., nb, C, d'): views of the factors when T fills blocks
     vb = _to_blocks(_pad_time(w_v, padded, -2), block)
-    neighbours = _neighbour_keys(vb, 1, 0 if causal else 1)  # (..., nb, nK*C, d')
-    band = ub @ neighbours.transpose(-1, -2)  # (..., nb, C, nK*C)
+    # One product per neighbour read from shifted views, so that autograd keeps views of U and V rather than a
+    # (T, nK*d') copy of the neighbouring rows of V.
+    own = ub @ vb.transpose(-1, -2)  # (..., nb, C, C)
+    edge = torch.zeros_like(own[..., :1, :, :])  # the blocks beyond the sequence
+    parts = [torch.cat([edge, ub[..., 1:, :, :] @ vb[..., :-1, :, :].transpose(-1, -2)], dim=-3), own]
+    if not causal:
+        parts.append(torch.cat([ub[..., :-1, :, :] @ vb[..., 1:, :, :].transpose(-1, -2), edge], dim=-3))
+    band = torch.cat(parts, dim=-1)  # (..., nb, C, nK*C)
     rows, keys, inside = _near_positions(length, block, causal, u.device)
     in_window = inside & ((rows - keys).abs() < window)
     return torch.where(in_window, band, torch.zeros_like(band))
