@@ -277,15 +277,16 @@ def estimated_bytes(name: str, length: int, width: int, layers: int) -> float:
     rest): weights, gradients and AdamW's two moments (16 bytes a parameter); activations per token and layer
     (GPT-2 from the issue's numbers: ~120 bytes x width, taken as 150; RWKV's CPU loop ~250, taken as 400; AFT
     counted as ~25 (T, D) tensors kept for backward, ~100 bytes x width, taken as 150); logits; and AFT-full's
-    T x T tensors in every layer (U V^T, the padded bias, exp of the rectangles, exp(K) and exp(K) V per block
-    of queries kept for backward: ~6.5 T x T floats, 26 bytes)."""
+    T x T tensors: w = U V^T kept by every layer for backward (4 bytes), and in the layer running backward exp(w),
+    its gradient and that of U V^T (12 bytes); the blocked algorithm, which kept ~6.5 T x T floats per layer, runs
+    only for inputs beyond the fast path's range."""
     params = layers * 13 * width * width + VOCAB * width
     if name in ("full", "local"):
         params += layers * 2 * length * POSITION_BIAS_DIM
     per_token = {"rwkv": 400}.get(name, 150) * width * layers + 16 * VOCAB
     extra = 0.5e9 + 16 * params + per_token * length
     if name == "full":
-        extra += 26 * layers * length * length
+        extra += (4 * layers + 12) * length * length
     return float(extra)
 
 
