@@ -167,3 +167,21 @@ def test_per_sequence_biases(taken, causal):
     assert torch.autograd.gradcheck(local, tuple(inputs), eps=1e-6, atol=1e-6, rtol=1e-4)
     assert torch.autograd.gradcheck(full, tuple(inputs), eps=1e-6, atol=1e-6, rtol=1e-4)
     assert all(taken)
+
+
+@pytest.mark.parametrize("per_sequence", [False, True], ids=["shared-w", "w-per-sequence"])
+def test_full_in_several_row_blocks(taken, monkeypatch, per_sequence):
+    """AFT-full's causal products run by blocks of rows (512 in use); blocks of 4 make T = 11 take three, the last
+    one partial, so every slice of the block-triangular products is checked against the reference."""
+    monkeypatch.setattr(ops, "_DENSE_BLOCK", 4)
+    B, T, D = 2, 11, 2
+    q, k, v = _inputs(B, T, D, 9, dtype=F64)
+    w = torch.randn(*((B,) if per_sequence else ()), T, T, generator=_gen(10), dtype=F64)
+    got = ops.aft_full(q, k, v, w, causal=True)
+    for b in range(B):
+        _close(got[b : b + 1], ref.ref_full(q[b : b + 1], k[b : b + 1], v[b : b + 1], w[b] if per_sequence else w,
+                                            True), 1e-10)
+    inputs = tuple(x.clone().requires_grad_(True) for x in (q, k, v, w))
+    assert torch.autograd.gradcheck(lambda *xs: ops.aft_full(*xs, causal=True), inputs, eps=1e-6, atol=1e-6,
+                                    rtol=1e-4)
+    assert all(taken)
