@@ -36,10 +36,13 @@ Inputs of half precision are computed in float32 (and autocast is switched off i
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "aft_full",
@@ -504,6 +507,7 @@ def reparameterize_conv_kernel(w: torch.Tensor, gamma: torch.Tensor, beta: torch
 # exp(-range) stays a normal number with room to spare for the gradient factors 1 / den (float32: exp(60) ~ 1e26).
 _FAST_RANGE = {torch.float32: 60.0, torch.float64: 600.0}
 _FAST_PATH = True  # tests switch it off to run the blocked algorithm on ordinary inputs
+_FAST_PATH_NOTICE = [True]  # emptied when the fallback has been announced
 
 
 def _fast_references(kappa, band, valid, dense: bool = False):
@@ -529,6 +533,16 @@ def _fast_references(kappa, band, valid, dense: bool = False):
         w_ref = band.amax().clamp_min(0)
         spread = spread + w_ref - band.amin().clamp_max(0)
     if not bool(spread < limit):  # False for NaN and inf too: those take the blocked path
+        if _FAST_PATH_NOTICE and bool(torch.isfinite(spread)):
+            _FAST_PATH_NOTICE.pop()
+            logger.warning(
+                "AFT: keys and position biases span %.1f (limit %.0f for %s), so the operators take the slower "
+                "blocked algorithm, which also keeps more memory for backward; results are exact either way. "
+                "(Shown once per process.)",
+                float(spread),
+                limit,
+                kappa.dtype,
+            )
         return None
     return k_hi, w_ref
 

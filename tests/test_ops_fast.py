@@ -185,3 +185,15 @@ def test_full_in_several_row_blocks(taken, monkeypatch, per_sequence):
     assert torch.autograd.gradcheck(lambda *xs: ops.aft_full(*xs, causal=True), inputs, eps=1e-6, atol=1e-6,
                                     rtol=1e-4)
     assert all(taken)
+
+
+def test_the_fallback_is_announced_once(taken, monkeypatch, caplog):
+    monkeypatch.setattr(ops, "_FAST_PATH_NOTICE", [True])
+    q, k, v = _inputs(1, 12, 2, 11, key_spread=100.0)
+    with caplog.at_level("WARNING", logger="modeling_aft.ops"):
+        ops.aft_simple(q, k, v, causal=True)
+        ops.aft_simple(q, k, v, causal=True)
+        ops.aft_simple(q, k, v * 0, causal=True)
+    notices = [r.getMessage() for r in caplog.records if "blocked algorithm" in r.getMessage()]
+    assert len(notices) == 1 and "span" in notices[0], notices
+    assert taken == [False, False, False]
