@@ -7,8 +7,8 @@
 What is compared (batch 1, float32, D = --dim channels, inputs of N(0, 1), position biases of N(0, 0.01^2)):
 
   full               ops.aft_full with a dense (T, T) bias w, a leaf tensor (gets a gradient)
-  full-factorized    ops.aft_full(q, k, v, ops.factorized_bias(U, V)): w = U V^T built in every call from U, V of
-                     (T, d'), d' = --position-bias-dim (256, enwik8): what an AFT-full layer runs
+  full-factorized    ops.aft_full_factorized(q, k, v, U, V): w = U V^T formed a block of rows at a time from U, V
+                     of (T, d'), d' = --position-bias-dim (256, enwik8): what an AFT-full layer runs
   local              ops.aft_local with a dense (T, T) w and window --window (32): the non-factorised bias
                      (the paper's Table 3 ablation); w itself is T x T, so its memory is quadratic by construction
   local-factorized   ops.factorized_local_bias_blocks(U, V, window) + ops.aft_local_blocked: only the band of
@@ -284,7 +284,7 @@ def build_operator(spec: dict):
     if name == "full-factorized":
 
         def run():
-            return ops.aft_full(q, k, v, ops.factorized_bias(u, w_v), causal)
+            return ops.aft_full_factorized(q, k, v, u, w_v, causal)
 
     else:  # local-factorized
 
@@ -385,11 +385,12 @@ def measure_operator(spec: dict, report: Callable[[dict], None]) -> None:
 def estimated_extra_bytes(op: str, length: int, dim: int) -> float:
     """A generous estimate of what one measurement adds over its inputs (float32), used only to skip what cannot
     fit. Causal aft_full keeps for backward the padded bias, exp of every rectangle and, per block of 128 queries,
-    exp(K) and exp(K) V of every earlier key: about 5.5 T x T floats at D = 512, plus the bias gradient; the
-    factorised form adds U V^T and its gradient; dense local keeps w's gradient (T x T); aft-pytorch's AFTFull
+    exp(K) and exp(K) V of every earlier key: about 5.5 T x T floats at D = 512, plus the bias gradient (its fast
+    path keeps far less, but the estimate must hold for the blocked one too); the factorised form keeps nothing
+    quadratic (blocks of 512 rows of U V^T at a time); dense local keeps w's gradient (T x T); aft-pytorch's AFTFull
     exp(w) twice and AFTLocal its bias as a Python list. The others: a few dozen (T, D) intermediates."""
     per_token = (64 if op in ("sdpa", "full", "full-factorized", "aft-pytorch-full") else 400) * dim
-    square = {"full": 40, "full-factorized": 48, "local": 16, "aft-pytorch-full": 24, "aft-pytorch-local": 64}
+    square = {"full": 40, "full-factorized": 0, "local": 16, "aft-pytorch-full": 24, "aft-pytorch-local": 64}
     return per_token * length + square.get(op, 0) * length * length + 50e6
 
 

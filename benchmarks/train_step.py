@@ -36,8 +36,8 @@ optimizer are not counted, as usual for model-FLOPs utilisation):
                                  (tied) LM head included, embeddings' lookups not
   + 3 * L * mixing(T)            the token mixing, backward counted as twice the forward, per layer:
       gpt2   4 D T(T+1)/2        Q K^T and A V over the causal pairs
-      full   4 D T(T+1)/2 + 2 d' T^2     exp(w) @ (exp(K) V) and exp(w) @ exp(K) over the causal pairs, and the
-                                 whole w = U V^T that the layer forms
+      full   (4 D + 2 d') T(T+1)/2   exp(w) @ (exp(K) V) and exp(w) @ exp(K), and w = U V^T, over the causal
+                                 pairs (the layer forms w a block of rows at a time, the lower triangle only)
       local  (4 D + 2 d') P_s    the same sums and the band of U V^T over the P_s pairs inside the window,
                                  P_s = sum_t min(t + 1, s)
       conv   2 (D + H) P_k       num (D channels) and den (one per head) over the pairs inside the kernel
@@ -185,7 +185,7 @@ def step_flops(name: str, length: int, width: int, layers: int, matmul_params: i
     if name in ("gpt2", "full"):
         mixing = 4 * width * causal_pairs(length)
         if name == "full":
-            mixing += 2 * shape["position_bias_dim"] * length * length
+            mixing += 2 * shape["position_bias_dim"] * causal_pairs(length)
     elif name == "local":
         mixing = (4 * width + 2 * shape["position_bias_dim"]) * band_pairs(length, shape["window"])
     elif name == "conv":
@@ -276,17 +276,14 @@ def estimated_bytes(name: str, length: int, width: int, layers: int) -> float:
     """An estimate of a step's memory over the imports, used only to skip what cannot fit (RLIMIT_DATA guards the
     rest): weights, gradients and AdamW's two moments (16 bytes a parameter); activations per token and layer
     (GPT-2 from the issue's numbers: ~120 bytes x width, taken as 150; RWKV's CPU loop ~250, taken as 400; AFT
-    counted as ~25 (T, D) tensors kept for backward, ~100 bytes x width, taken as 150); logits; and AFT-full's
-    T x T tensors: w = U V^T kept by every layer for backward (4 bytes), and in the layer running backward exp(w),
-    its gradient and that of U V^T (12 bytes); the blocked algorithm, which kept ~6.5 T x T floats per layer, runs
-    only for inputs beyond the fast path's range."""
+    counted as ~25 (T, D) tensors kept for backward, ~100 bytes x width, taken as 150); logits. AFT-full forms
+    w = U V^T a block of 512 rows at a time and keeps nothing quadratic (its blocked fallback, for inputs beyond
+    the fast path's range, would; RLIMIT_DATA guards that case)."""
     params = layers * 13 * width * width + VOCAB * width
     if name in ("full", "local"):
         params += layers * 2 * length * POSITION_BIAS_DIM
     per_token = {"rwkv": 400}.get(name, 150) * width * layers + 16 * VOCAB
     extra = 0.5e9 + 16 * params + per_token * length
-    if name == "full":
-        extra += (4 * layers + 12) * length * length
     return float(extra)
 
 

@@ -30,6 +30,7 @@ from .ops import (
     aft_conv1d,
     aft_conv2d,
     aft_full,
+    aft_full_factorized,
     aft_local_blocked,
     aft_simple,
     factorized_bias,
@@ -121,15 +122,17 @@ class AFTMixer(nn.Module):
             return self.position_bias[:length, :length]
         return self._bias(positions, positions)  # (B, T, T): every sequence at its own positions
 
+    def _factors(self, length: int, positions):
+        """U, V of w = U V^T at the tokens' positions: (T, d'), or (B, T, d') with positions per sequence."""
+        if positions is None:
+            return self.position_bias_u[:length], self.position_bias_v[:length]
+        return self.position_bias_u[positions], self.position_bias_v[positions]
+
     def _local_bias(self, length: int, positions) -> torch.Tensor:
         # Only the band of w inside the window is ever formed: T*C*d' work, not T*T.
         window = self.config.local_window
         if self.config.position_bias_dim > 0:
-            if positions is None:
-                u, v = self.position_bias_u[:length], self.position_bias_v[:length]  # (T, d')
-            else:
-                u, v = self.position_bias_u[positions], self.position_bias_v[positions]  # (B, T, d')
-            return factorized_local_bias_blocks(u, v, window, self.causal)
+            return factorized_local_bias_blocks(*self._factors(length, positions), window, self.causal)
         return local_bias_blocks(self._dense_bias(length, positions), window, self.causal)
 
     def conv_kernel(self) -> torch.Tensor:
@@ -142,6 +145,9 @@ class AFTMixer(nn.Module):
     def _parallel(self, q, k, v, attention_mask, grid, positions):
         batch, length, _ = q.shape
         if self.variant == "full":
+            if self.config.position_bias_dim > 0:  # w = U V^T formed a block of rows at a time, never kept whole
+                u, w_v = self._factors(length, positions)
+                return aft_full_factorized(q, k, v, u, w_v, self.causal, attention_mask)
             return aft_full(q, k, v, self._dense_bias(length, positions), self.causal, attention_mask)
         if self.variant == "local":
             return aft_local_blocked(q, k, v, self._local_bias(length, positions), self.causal, attention_mask)

@@ -13,8 +13,9 @@ Two algorithms compute the same sums:
 
 * The fast path (taken whenever the keys of every channel, with the biases, span less than 60 in float32 or 600 in
   float64; see "The fast path" below): one reference per channel, so the sums are a batched matrix product over
-  the band of neighbouring blocks plus cumulative sums (AFT-full: block-triangular products with exp(w)), and a
-  hand-written backward that keeps only q, k, v and the bias for autograd.
+  the band of neighbouring blocks plus cumulative sums (AFT-full: block-triangular products with exp(w), and with
+  w = U V^T formed a block of rows at a time by aft_full_factorized), and a hand-written backward that keeps only
+  q, k, v and the bias (or its factors) for autograd.
 * The blocked algorithm, for any input (keys hundreds apart included), described next; autograd differentiates it.
 
 How the blocked algorithm takes the sums, and why:
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "aft_full",
+    "aft_full_factorized",
     "aft_local",
     "aft_simple",
     "aft_conv1d",
@@ -510,7 +512,7 @@ _FAST_PATH = True  # tests switch it off to run the blocked algorithm on ordinar
 _FAST_PATH_NOTICE = [True]  # emptied when the fallback has been announced
 
 
-def _fast_references(kappa, band, valid, dense: bool = False):
+def _fast_references(kappa, band, valid, dense: bool = False, extra_spread=None):
     """Per channel key reference (..., 1, Dk) and bias reference (a 0-dim tensor; for a band >= 0, since keys beyond
     the band have bias 0), or None unless every exponent lies within _FAST_RANGE of them."""
     if not _FAST_PATH or kappa.shape[-2] == 0:
@@ -524,6 +526,8 @@ def _fast_references(kappa, band, valid, dense: bool = False):
         seen = valid.any(dim=-2, keepdim=True)  # a sequence without any real key has no range
         k_hi, k_lo = torch.where(seen, k_hi, torch.zeros_like(k_hi)), torch.where(seen, k_lo, torch.zeros_like(k_lo))
     spread = (k_hi - k_lo).amax()
+    if extra_spread is not None:  # biases known only by a bound
+        spread = spread + extra_spread
     if band is None:
         w_ref = kappa.new_zeros(())
     elif dense:  # AFT-full: every key has its bias
@@ -711,6 +715,71 @@ def _sum_to_shape(x: torch.Tensor, shape) -> torch.Tensor:
     return x.sum(dim=dims, keepdim=True) if dims else x
 
 
+def _fast_values(kappa, v, valid, k_ref):
+    """e = exp(kappa - k_ref) and X = [e * v | e] (..., T, D + Dk); padded keys weigh exactly 0 and their values
+    (whatever they hold) are never read."""
+    e = torch.exp(kappa - k_ref)
+    if valid is not None:
+        e = torch.where(valid, e, torch.zeros_like(e))
+        v = torch.where(valid, v, torch.zeros_like(v))
+    d = v.shape[-1]
+    x = v.new_empty(*torch.broadcast_shapes(v.shape[:-1], e.shape[:-1]), d + e.shape[-1])
+    torch.mul(e, v, out=x[..., :d])
+    x[..., d:] = e
+    return e, v, x
+
+
+def _fast_output(q, both, valid):
+    """Y = sigmoid(q) * num / den from both = [num | den]; a row without any real key (den 0) gives 0."""
+    d = q.shape[-1]
+    num, den = both[..., :d], both[..., d:]
+    if valid is None:  # every row sees at least its own key: den > 0
+        y = num / den
+    else:
+        seen = den > 0
+        y = torch.where(seen, num / torch.where(seen, den, torch.ones_like(den)), torch.zeros_like(num))
+    return y.mul_(torch.sigmoid(q))
+
+
+def _fast_row_grads(grad_y, q, both, valid, keys_dim: int):
+    """dL/dq and, per row, [dL/dnum | dL/dden] (..., T, D + Dk) from dL/dY."""
+    d = q.shape[-1]
+    num, den = both[..., :d], both[..., d:]
+    if valid is None:
+        inv_den = den.reciprocal()
+    else:
+        seen = den > 0
+        inv_den = torch.where(seen, torch.where(seen, den, torch.ones_like(den)).reciprocal(), 0.0)
+    gate = torch.sigmoid(q)
+    mean = num * inv_den  # the weighted average of the values each row sees
+    grad_q = grad_y * mean
+    grad_q.mul_(gate * (1 - gate))
+    rows = both.new_empty(*grad_y.shape[:-1], d + keys_dim)
+    r = rows[..., :d]
+    torch.mul(grad_y, gate, out=r)
+    r.mul_(inv_den)
+    if keys_dim == d:
+        torch.mul(r, mean, out=rows[..., d:])
+    else:  # a head's channels share one den
+        rows[..., d:] = (r * mean).sum(dim=-1, keepdim=True)
+    rows[..., d:].neg_()
+    return grad_q, rows
+
+
+def _fast_key_grads(back, e, v_used, valid):
+    """dL/dkappa and dL/dv from back = d/dX of sum(rows * sums(X)), X = [e * v | e]."""
+    d = v_used.shape[-1]
+    grad_v = e * back[..., :d]
+    grad_e = v_used * back[..., :d]
+    if e.shape[-1] != d:
+        grad_e = grad_e.sum(dim=-1, keepdim=True)
+    grad_e += back[..., d:]
+    grad_kappa = grad_e.mul_(e)
+    if valid is not None:
+        grad_v = torch.where(valid, grad_v, torch.zeros_like(grad_v))
+    return grad_kappa, grad_v
+
+
 class _FastAFT(torch.autograd.Function):
     """Y = sigmoid(q) * num / den on the fast path; saves q, kappa, v, band only and recomputes the sums backward.
 
@@ -720,87 +789,99 @@ class _FastAFT(torch.autograd.Function):
     """
 
     @staticmethod
-    def _sums(q, kappa, v, band, valid, k_ref, w_ref, causal, dense, both=None):
+    def _sums(q, band, w_ref, causal, dense):
         if dense:
             weights = torch.sub(band, w_ref).exp_()
-            sums = _DenseSums(weights.tril_() if causal else weights, causal)
-        elif band is None:
-            sums = _FastSums(None, None, causal, q.shape[-2])
-        else:
-            weights = torch.exp(band - w_ref)
-            if causal:
-                weights = weights * _causal_visibility(band.shape[-2], band.device)
-            sums = _FastSums(weights, torch.exp(-w_ref), causal, q.shape[-2])
-        e = torch.exp(kappa - k_ref)
-        if valid is not None:  # padded keys weigh exactly 0 and their values (whatever they hold) are never read
-            e = torch.where(valid, e, torch.zeros_like(e))
-            v = torch.where(valid, v, torch.zeros_like(v))
-        d = v.shape[-1]
-        x = v.new_empty(*torch.broadcast_shapes(v.shape[:-1], e.shape[:-1]), d + e.shape[-1])
-        torch.mul(e, v, out=x[..., :d])
-        x[..., d:] = e
-        if both is None:
-            both = sums.forward(x)  # (..., T, D + Dk): [num | den]
-        return sums, e, v, x, both
+            return _DenseSums(weights.tril_() if causal else weights, causal)
+        if band is None:
+            return _FastSums(None, None, causal, q.shape[-2])
+        weights = torch.exp(band - w_ref)
+        if causal:
+            weights = weights * _causal_visibility(band.shape[-2], band.device)
+        return _FastSums(weights, torch.exp(-w_ref), causal, q.shape[-2])
 
     @staticmethod
     def forward(ctx, q, kappa, v, band, valid, k_ref, w_ref, causal, dense):
-        sums, e, v_used, x, both = _FastAFT._sums(q, kappa, v, band, valid, k_ref, w_ref, causal, dense)
-        d = v.shape[-1]
-        num, den = both[..., :d], both[..., d:]
-        if valid is None:  # every row sees at least its own key: den > 0
-            y = num / den
-        else:  # only a row without any real key has den 0; it gives 0
-            seen = den > 0
-            y = torch.where(seen, num / torch.where(seen, den, torch.ones_like(den)), torch.zeros_like(num))
-        y.mul_(torch.sigmoid(q))
+        e, v_used, x = _fast_values(kappa, v, valid, k_ref)
+        both = _FastAFT._sums(q, band, w_ref, causal, dense).forward(x)  # (..., T, D + Dk): [num | den]
         # AFT-full keeps its sums (2 of T x D next to the T x T bias it holds anyway): recomputing them is a T x T
         # product. The others recompute theirs, which costs less than a tenth of the step and saves 2 x T x D.
         ctx.save_for_backward(q, kappa, v, band, valid, k_ref, w_ref, both if dense else None)
         ctx.causal, ctx.dense = causal, dense
-        return y
+        return _fast_output(q, both, valid)
 
     @staticmethod
     def backward(ctx, grad_y):
         q, kappa, v, band, valid, k_ref, w_ref, both = ctx.saved_tensors
         with torch.no_grad():
-            sums, e, v_used, x, both = _FastAFT._sums(
-                q, kappa, v, band, valid, k_ref, w_ref, ctx.causal, ctx.dense, both
-            )
-            d = v.shape[-1]
-            num, den = both[..., :d], both[..., d:]
-            if valid is None:
-                inv_den = den.reciprocal()
-            else:
-                seen = den > 0
-                inv_den = torch.where(seen, torch.where(seen, den, torch.ones_like(den)).reciprocal(), 0.0)
-            gate = torch.sigmoid(q)
-            mean = num * inv_den  # the weighted average of the values each row sees
-            grad_q = grad_y * mean
-            grad_q.mul_(gate * (1 - gate))
-            dk = e.shape[-1]
-            rows = x.new_empty(*grad_y.shape[:-1], d + dk)  # [dL/dnum | dL/dden]
-            r = rows[..., :d]
-            torch.mul(grad_y, gate, out=r)
-            r.mul_(inv_den)
-            if dk == d:
-                torch.mul(r, mean, out=rows[..., d:])
-            else:  # a head's channels share one den
-                rows[..., d:] = (r * mean).sum(dim=-1, keepdim=True)
-            rows[..., d:].neg_()
+            sums = _FastAFT._sums(q, band, w_ref, ctx.causal, ctx.dense)
+            e, v_used, x = _fast_values(kappa, v, valid, k_ref)
+            if both is None:
+                both = sums.forward(x)
+            grad_q, rows = _fast_row_grads(grad_y, q, both, valid, e.shape[-1])
             back = sums.transpose(rows)  # (..., T, D + Dk): d/dx of sum(rows * sums.forward(x))
-            grad_v = e * back[..., :d]
-            grad_e = v_used * back[..., :d]
-            if dk != d:
-                grad_e = grad_e.sum(dim=-1, keepdim=True)
-            grad_e += back[..., d:]
-            grad_kappa = grad_e.mul_(e)
-            if valid is not None:
-                grad_v = torch.where(valid, grad_v, torch.zeros_like(grad_v))
+            grad_kappa, grad_v = _fast_key_grads(back, e, v_used, valid)
             grad_band = None
             if band is not None and ctx.needs_input_grad[3]:
                 grad_band = _sum_to_shape(sums.weight_grad(x, rows), band.shape)
         return grad_q, grad_kappa, grad_v, grad_band, None, None, None, None, None
+
+
+class _FastFactorizedFull(torch.autograd.Function):
+    """AFT-full with w = U V^T formed a block of rows at a time and never whole: (Cb, T) scores per block instead of
+    a (T, T) bias kept for backward, and causal blocks form only the keys up to their last row.
+
+    q, v (..., T, D); kappa (..., T, D); u, w_v (T, d') or (..., T, d'); w_ref >= every |w| (a bound from the
+    factors' norms), so exp(w - w_ref) <= 1; the rest as _FastAFT.
+    """
+
+    @staticmethod
+    def _blocks(length: int, causal: bool):
+        for start in range(0, length, _DENSE_BLOCK):
+            stop = min(length, start + _DENSE_BLOCK)
+            yield start, stop, (stop if causal else length)
+
+    @staticmethod
+    def _weights(u, w_v, w_ref, start, stop, keys, causal):
+        """exp(U[start:stop] V[:keys]^T - w_ref), the future zeroed: (..., stop - start, keys)."""
+        w = (u[..., start:stop, :] @ w_v[..., :keys, :].transpose(-1, -2)).sub_(w_ref).exp_()
+        if causal:  # only the diagonal square holds keys after their row
+            w[..., :, start:stop].tril_()
+        return w
+
+    @staticmethod
+    def forward(ctx, q, kappa, v, u, w_v, valid, k_ref, w_ref, causal):
+        e, v_used, x = _fast_values(kappa, v, valid, k_ref)
+        length = q.shape[-2]
+        both = x.new_empty(*torch.broadcast_shapes(x.shape[:-2], u.shape[:-2]), *x.shape[-2:])
+        for start, stop, keys in _FastFactorizedFull._blocks(length, causal):
+            w = _FastFactorizedFull._weights(u, w_v, w_ref, start, stop, keys, causal)
+            both[..., start:stop, :] = w @ x[..., :keys, :]
+        ctx.save_for_backward(q, kappa, v, u, w_v, valid, k_ref, w_ref, both)
+        ctx.causal = causal
+        return _fast_output(q, both, valid)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        q, kappa, v, u, w_v, valid, k_ref, w_ref, both = ctx.saved_tensors
+        causal = ctx.causal
+        with torch.no_grad():
+            e, v_used, x = _fast_values(kappa, v, valid, k_ref)
+            grad_q, rows = _fast_row_grads(grad_y, q, both, valid, e.shape[-1])
+            back = torch.zeros_like(rows)
+            lead = torch.broadcast_shapes(rows.shape[:-2], u.shape[:-2])
+            grad_u = u.new_zeros(*lead, *u.shape[-2:])
+            grad_w_v = w_v.new_zeros(*lead, *w_v.shape[-2:])
+            for start, stop, keys in _FastFactorizedFull._blocks(q.shape[-2], causal):
+                w = _FastFactorizedFull._weights(u, w_v, w_ref, start, stop, keys, causal)
+                r = rows[..., start:stop, :]
+                back[..., :keys, :] += w.transpose(-1, -2) @ r
+                grad_w = (r @ x[..., :keys, :].transpose(-1, -2)).mul_(w)  # d/d(U V^T) on these rows
+                grad_u[..., start:stop, :] += grad_w @ w_v[..., :keys, :]
+                grad_w_v[..., :keys, :] += grad_w.transpose(-1, -2) @ u[..., start:stop, :]
+            grad_kappa, grad_v = _fast_key_grads(back, e, v_used, valid)
+        return (grad_q, grad_kappa, grad_v, _sum_to_shape(grad_u, u.shape), _sum_to_shape(grad_w_v, w_v.shape),
+                None, None, None, None)
 
 
 def _fast_aft(q, kappa, v, band, causal: bool, valid, dense: bool = False):
@@ -910,6 +991,37 @@ def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
         if y is None:
             y = _full_causal(qf, kf, vf, wf, mask) if causal else _full_bidirectional(qf, kf, vf, wf, mask)
     return y.to(q.dtype)
+
+
+def aft_full_factorized(q, k, v, u, w_v, causal: bool = False, key_padding_mask=None):
+    """AFT-full with the paper's factorised bias w = U V^T: q, k, v (B, T, D); u, w_v (T, d') or (B, T, d').
+
+    Equal to aft_full(q, k, v, u @ w_v.T, ...), but on the fast path w is formed a block of 512 rows at a time (the
+    lower triangle only when causal) and never kept: memory linear in T. Used when the factors' norms bound |w| so
+    that keys and biases fit the fast path's range; otherwise it forms w and calls aft_full.
+    """
+    _check_qkv(q, k, v)
+    batch, length, _ = q.shape
+    for name, x in (("u", u), ("w_v", w_v)):
+        _check_float(name, x)
+    if u.dim() not in (2, 3) or w_v.shape != u.shape or u.shape[-2] != length or (u.dim() == 3 and u.shape[0] not in
+                                                                                  (1, batch)):
+        raise ValueError(
+            f"u and w_v must both have shape (T, d') or (B, T, d') with T = {length}, B = {batch}; got "
+            f"{tuple(u.shape)} and {tuple(w_v.shape)}."
+        )
+    valid = _check_mask(key_padding_mask, batch, length)
+    dtype = _compute_dtype(q, k, v, u, w_v)
+    with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
+        qf, kf, vf, uf, wf = q.to(dtype), k.to(dtype), v.to(dtype), u.to(dtype), w_v.to(dtype)
+        mask = None if valid is None else valid.unsqueeze(-1)
+        with torch.no_grad():  # |U_t . V_s| <= |U_t| |V_s|: a bound on every bias without forming w
+            bound = uf.norm(dim=-1).amax() * wf.norm(dim=-1).amax()
+        refs = _fast_references(kf.detach(), None, mask, extra_spread=2 * bound)
+        if refs is not None:
+            y = _FastFactorizedFull.apply(qf, kf, vf, uf, wf, mask, refs[0], bound, causal)
+            return y.to(q.dtype)
+    return aft_full(q, k, v, factorized_bias(u, w_v), causal, key_padding_mask)
 
 
 def _full_bidirectional(q, kappa, v, w, valid):

@@ -197,3 +197,67 @@ def test_the_fallback_is_announced_once(taken, monkeypatch, caplog):
     notices = [r.getMessage() for r in caplog.records if "blocked algorithm" in r.getMessage()]
     assert len(notices) == 1 and "span" in notices[0], notices
     assert taken == [False, False, False]
+
+
+# --------------------------------------------------------------------------- #
+# AFT-full from the factors of w = U V^T, a block of rows at a time.
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
+@pytest.mark.parametrize("per_sequence", [False, True], ids=["shared-factors", "factors-per-sequence"])
+@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
+def test_full_from_factors_equals_the_reference(monkeypatch, causal, per_sequence, masked):
+    monkeypatch.setattr(ops, "_DENSE_BLOCK", 4)  # T = 11: three blocks of rows, the last one partial
+    taken = []
+    original = ops._FastFactorizedFull.apply
+    monkeypatch.setattr(ops._FastFactorizedFull, "apply", lambda *a: taken.append(True) or original(*a))
+    B, T, D, d = 2, 11, 3, 5
+    q, k, v = _inputs(B, T, D, 12, dtype=F64)
+    g = _gen(13)
+    shape = (B, T, d) if per_sequence else (T, d)
+    u, w_v = (0.5 * torch.randn(*shape, generator=g, dtype=F64) for _ in range(2))
+    mask = torch.tensor([[0, 0] + [1] * 9, [1] * 10 + [0]], dtype=torch.bool) if masked else None
+    got = ops.aft_full_factorized(q, k, v, u, w_v, causal, mask)
+    w = u @ w_v.transpose(-1, -2)
+    for b in range(B):
+        one = slice(b, b + 1)
+        expected = ref.ref_full(q[one], k[one], v[one], w[b] if per_sequence else w, causal,
+                                None if mask is None else mask[one])
+        rows = slice(None) if mask is None else mask[b]
+        _close(got[one][:, rows], expected[:, rows], 1e-10)
+    inputs = tuple(x.clone().requires_grad_(True) for x in (q, k, v, u, w_v))
+    assert torch.autograd.gradcheck(lambda *xs: ops.aft_full_factorized(*xs, causal, mask), inputs, eps=1e-6,
+                                    atol=1e-6, rtol=1e-4)
+    assert taken
+
+
+def test_full_from_factors_falls_back_when_the_bound_is_too_wide(taken):
+    """Factors whose norms bound |w| above the range (here w = 0, the factors orthogonal) form w and take aft_full,
+    whose own check then sees w exactly."""
+    B, T, D = 1, 16, 2
+    q, k, v = _inputs(B, T, D, 14)
+    u = torch.zeros(T, 2)
+    w_v = torch.zeros(T, 2)
+    u[:, 0] = 8.0
+    w_v[:, 1] = 8.0  # |U_t| |V_s| = 64, yet U V^T = 0
+    got = ops.aft_full_factorized(q, k, v, u, w_v, causal=True)
+    _close(got, ref.ref_full(q, k, v, torch.zeros(T, T), True), 1e-5)
+    assert taken == [True]  # the dense fast path, after forming w
+
+
+def test_full_from_factors_keeps_nothing_quadratic():
+    B, T, D, d = 1, 512, 32, 16
+    g = _gen(15)
+    inputs = [torch.randn(B, T, D, generator=g).requires_grad_(True) for _ in range(3)]
+    inputs += [(0.1 * torch.randn(T, d, generator=g)).requires_grad_(True) for _ in range(2)]
+    out, saved = _saved_bytes(lambda *xs: ops.aft_full_factorized(*xs, causal=True), *inputs)
+    out.sum().backward()
+    inputs_bytes = sum(x.numel() for x in inputs) * 4
+    assert saved <= inputs_bytes + 2 * B * T * D * 4 + 4096, (saved, inputs_bytes)  # + its (num, den)
+    _, dense_saved = _saved_bytes(lambda q, k, v, u, w_v: ops.aft_full(q, k, v, u @ w_v.T, causal=True), *inputs)
+    assert dense_saved >= saved + T * T * 4  # the probe sees a (T, T) tensor where one is kept
+
+
+def test_full_from_factors_rejects_mismatched_factors():
+    q, k, v = _inputs(1, 8, 2, 16)
+    with pytest.raises(ValueError, match=r"u and w_v must both have shape \(T, d'\)"):
+        ops.aft_full_factorized(q, k, v, torch.zeros(8, 3), torch.zeros(7, 3))
