@@ -1004,8 +1004,8 @@ def aft_full_factorized(q, k, v, u, w_v, causal: bool = False, key_padding_mask=
     batch, length, _ = q.shape
     for name, x in (("u", u), ("w_v", w_v)):
         _check_float(name, x)
-    if u.dim() not in (2, 3) or w_v.shape != u.shape or u.shape[-2] != length or (u.dim() == 3 and u.shape[0] not in
-                                                                                  (1, batch)):
+    shaped = u.dim() in (2, 3) and w_v.shape == u.shape and u.shape[-2] == length
+    if not shaped or (u.dim() == 3 and u.shape[0] not in (1, batch)):
         raise ValueError(
             f"u and w_v must both have shape (T, d') or (B, T, d') with T = {length}, B = {batch}; got "
             f"{tuple(u.shape)} and {tuple(w_v.shape)}."
