@@ -55,3 +55,19 @@ def reset_accelerate_state() -> None:
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     PartialState._reset_state()
+
+
+def record_fast_path(monkeypatch) -> list:
+    """Wrap modeling_aft.ops._fast_aft so that every operator call appends whether its fast path ran."""
+    from modeling_aft import ops
+
+    taken = []
+    original = ops._fast_aft
+
+    def spy(*args, **kwargs):
+        y = original(*args, **kwargs)
+        taken.append(y is not None)
+        return y
+
+    monkeypatch.setattr(ops, "_fast_aft", spy)
+    return taken

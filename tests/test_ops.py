@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from modeling_aft import ops
 from tests import reference as ref
+from tests.helpers import record_fast_path
 
 F32 = torch.float32
 F64 = torch.float64
@@ -243,15 +244,7 @@ def path(request, monkeypatch):
     check that the intended one actually ran."""
     fast = request.param == "fast"
     monkeypatch.setattr(ops, "_FAST_PATH", fast)
-    taken = []
-    original = ops._fast_aft
-
-    def spy(*args, **kwargs):
-        y = original(*args, **kwargs)
-        taken.append(y is not None)
-        return y
-
-    monkeypatch.setattr(ops, "_fast_aft", spy)
+    taken = record_fast_path(monkeypatch)
     yield request.param
     if fast:
         assert all(taken), "an ordinary input fell back to the blocked algorithm"

@@ -7,6 +7,7 @@ import torch
 
 from modeling_aft import ops
 from tests import reference as ref
+from tests.helpers import record_fast_path
 
 F32, F64 = torch.float32, torch.float64
 
@@ -18,16 +19,7 @@ def _gen(seed):
 @pytest.fixture
 def taken(monkeypatch):
     """A list that records, for every operator call, whether the fast path ran."""
-    record = []
-    original = ops._fast_aft
-
-    def spy(*args, **kwargs):
-        y = original(*args, **kwargs)
-        record.append(y is not None)
-        return y
-
-    monkeypatch.setattr(ops, "_fast_aft", spy)
-    return record
+    return record_fast_path(monkeypatch)
 
 
 def _inputs(B, T, D, seed, key_spread=4.0, dtype=F32):
