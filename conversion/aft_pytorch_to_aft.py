@@ -52,13 +52,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from conversion.staging import staged_folder
 from modeling_aft import AFTConfig, AFTMixer, AFTModel
 
 KINDS = ("full", "simple", "local")
@@ -353,22 +353,9 @@ def _report(input_path, kind, state_dict, prefix, mixer_state, config, window, m
 
 def _write_folder(output_dir: Path, model: AFTModel, report: dict) -> None:
     """Write into a `.tmp-*` sibling and rename: OUT appears whole or not at all."""
-    created_parents = [p for p in reversed(output_dir.absolute().parents) if not p.exists()]
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir.with_name(f".tmp-{output_dir.name}-{os.getpid()}")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed run with the same pid
+    with staged_folder(output_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         (tmp / "conversion.json").write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for parent in reversed(created_parents):  # deepest first; only folders this call made, and only if empty
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-        raise
 
 
 def _print_report(report: dict, output_dir) -> None:

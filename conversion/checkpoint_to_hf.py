@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 import modeling_aft  # noqa: F401  (registers "aft" with the Auto classes)
+from conversion.staging import staged_folder
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM, AFTForImageClassification, AFTModel
 
 STATE_FILE = "trainer_state.json"
@@ -497,13 +498,9 @@ def _provenance(report: ConversionReport) -> dict:
 
 def _write_folder(output: Path, model, shard_bytes: int, preprocessor, extras: list[Path],
                   report: ConversionReport) -> None:
-    """Everything into `.tmp-OUT-pid`, then one rename (an existing OUT, with --overwrite, is swapped out)."""
-    created_parents = [p for p in reversed(output.absolute().parents) if not p.exists()]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".tmp-{output.name}-{os.getpid()}")
-    old = output.with_name(f".old-{output.name}-{os.getpid()}")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed run with the same pid
+    """Everything into a `.tmp-*` sibling of OUT, then one rename (an existing OUT, with --overwrite, is swapped
+    out)."""
+    with staged_folder(output) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size=shard_bytes)
         if preprocessor is not None:
             preprocessor.save_pretrained(tmp)
@@ -513,20 +510,6 @@ def _write_folder(output: Path, model, shard_bytes: int, preprocessor, extras: l
         report.weight_files = sorted(p.name for p in tmp.iterdir() if HF_WEIGHT_FILE.match(p.name))
         (tmp / PROVENANCE_FILE).write_text(json.dumps(
             _provenance(report), indent=2, default=str) + "\n")
-        if output.exists():
-            os.replace(output, old)
-        os.replace(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not output.exists():
-            os.replace(old, output)
-        for parent in reversed(created_parents):  # deepest first; only folders made here, and only if empty
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------

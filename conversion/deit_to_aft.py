@@ -36,10 +36,8 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +54,7 @@ from transformers import (
 )
 from transformers.activations import ACT2FN
 
+from conversion.staging import write_atomically
 from modeling_aft import AFT_VARIANTS, AFTConfig, AFTForImageClassification, AFTImageProcessorPil
 from training.data_images import imagenet_mean_std
 
@@ -545,43 +544,6 @@ def _readme(report: ConversionReport) -> str:
         "`training.model_card` after fine-tuning and evaluation.\n\n"
         "## Conversion report\n\n```\n" + report.format() + "\n```\n"
     )
-
-
-def _first_missing_ancestor(path: Path) -> Path | None:
-    missing = None
-    for parent in [path, *path.parents]:
-        if parent.exists():
-            break
-        missing = parent
-    return missing
-
-
-def write_atomically(output: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Run `write(tmp)` on a `.tmp-*` sibling of `output`, then rename it into place. On any error nothing is left:
-    no temporary folder, no output folder, no parent folders this call created; an overwritten output is restored."""
-    output = Path(output).absolute()
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"output folder {str(output)!r} already exists; pass overwrite=True (--overwrite).")
-    created_parent = _first_missing_ancestor(output.parent)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{output.name}-", dir=output.parent))
-    old = None
-    try:
-        write(tmp)
-        if output.exists():
-            old = output.with_name(f"{tmp.name}-old")
-            os.replace(output, old)
-        os.replace(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not output.exists():
-            os.replace(old, output)
-        elif created_parent is not None:
-            shutil.rmtree(created_parent, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return output
 
 
 def _verify_saved(folder: Path, model: AFTForImageClassification) -> None:

@@ -60,6 +60,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import modeling_aft
+from conversion.staging import staged_folder
 from modeling_aft import AFTConfig
 
 MODES = ("linear", "nearest")
@@ -229,12 +230,7 @@ def resize_positions(
 def _write_output(folder: Path, output: Path, raw_config: dict, new_config: dict, resized_files: dict,
                   shard_files: list[str]) -> None:
     skip = {"config.json", INDEX_FILE, *shard_files, *NOT_COPIED}
-    created_parents = [p for p in reversed(output.absolute().parents) if not p.exists()]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".tmp-{output.name}-{os.getpid()}")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed run with the same pid
-        tmp.mkdir()
+    with staged_folder(output) as tmp:
         for entry in folder.iterdir():
             if entry.name in skip or entry.name.startswith(".tmp-"):
                 continue
@@ -248,15 +244,6 @@ def _write_output(folder: Path, output: Path, raw_config: dict, new_config: dict
             _write_index(folder / INDEX_FILE, tmp / INDEX_FILE, resized_files)
         _write_json(tmp / "config.json", new_config)
         _check_loads(tmp, new_config)
-        os.replace(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for parent in reversed(created_parents):  # deepest first; only folders this call made, and only if empty
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-        raise
 
 
 def _check_loads(tmp: Path, config: dict) -> None:
