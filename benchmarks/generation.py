@@ -84,42 +84,54 @@ def cores() -> int:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def byte_gpt2(width: int, layers: int, positions: int, head_dim: int):
+    """GPT2LMHeadModel over bytes (vocabulary 256, no BOS/EOS) with SDPA attention and no dropout, MLP 4 x width;
+    the baseline of this benchmark and of benchmarks.train_step."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        n_embd=width,
+        n_layer=layers,
+        n_head=max(1, width // head_dim),
+        n_inner=4 * width,
+        vocab_size=256,
+        n_positions=positions,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,  # GPT-2's 50256 lies outside a byte vocabulary
+        eos_token_id=None,
+        attn_implementation="sdpa",
+    )
+    model = GPT2LMHeadModel(config)
+    if model.config._attn_implementation != "sdpa":
+        raise RuntimeError(f"GPT-2 runs {model.config._attn_implementation!r} attention, not sdpa")
+    return model
+
+
+def byte_aft(variant: str, width: int, layers: int, positions: int, **overrides):
+    """AFTForCausalLM from the `cpu-text-<variant>` preset at the given size, MLP 4 x width, dropout 0."""
+    from modeling_aft import AFTConfig, AFTForCausalLM
+
+    config = AFTConfig.from_preset(
+        f"cpu-text-{variant}",
+        hidden_dropout_prob=0.0,
+        max_position_embeddings=positions,
+        hidden_size=width,
+        num_hidden_layers=layers,
+        intermediate_size=4 * width,
+        **overrides,
+    )
+    return AFTForCausalLM(config)
+
+
 def build_model(name: str, max_positions: int, width: int = 128, layers: int = 4):
     import torch
 
     torch.manual_seed(0)
     if name == BASELINE:
-        from transformers import GPT2Config, GPT2LMHeadModel
-
-        config = GPT2Config(
-            n_embd=width,
-            n_layer=layers,
-            n_head=max(1, width // 32),
-            n_inner=4 * width,
-            vocab_size=256,
-            n_positions=max_positions,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            bos_token_id=None,  # GPT-2's 50256 lies outside a byte vocabulary
-            eos_token_id=None,
-            attn_implementation="sdpa",
-        )
-        model = GPT2LMHeadModel(config)
-        assert model.config._attn_implementation == "sdpa", model.config._attn_implementation
-    else:
-        from modeling_aft import AFTConfig, AFTForCausalLM
-
-        config = AFTConfig.from_preset(
-            f"cpu-text-{name}",
-            hidden_dropout_prob=0.0,
-            max_position_embeddings=max_positions,
-            hidden_size=width,
-            num_hidden_layers=layers,
-            intermediate_size=4 * width,
-        )
-        model = AFTForCausalLM(config)
-    return model.eval()
+        return byte_gpt2(width, layers, max_positions, head_dim=32).eval()
+    return byte_aft(name, width, layers, max_positions).eval()
 
 
 def context_ids(length: int):

@@ -62,6 +62,7 @@ import os
 import time
 from typing import Callable
 
+from benchmarks.generation import byte_aft, byte_gpt2
 from benchmarks.operators import (
     cores,
     current_rss_kib,
@@ -102,26 +103,7 @@ def build_model(name: str, length: int, width: int, layers: int):
 
     torch.manual_seed(0)
     if name == "gpt2":
-        from transformers import GPT2Config, GPT2LMHeadModel
-
-        config = GPT2Config(
-            n_embd=width,
-            n_layer=layers,
-            n_head=max(1, width // GPT2_HEAD_DIM),
-            n_inner=4 * width,
-            vocab_size=VOCAB,
-            n_positions=length,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            bos_token_id=None,  # GPT-2's 50256 lies outside a byte vocabulary
-            eos_token_id=None,
-            attn_implementation="sdpa",
-        )
-        model = GPT2LMHeadModel(config)
-        if model.config._attn_implementation != "sdpa":
-            raise RuntimeError(f"GPT-2 runs {model.config._attn_implementation!r} attention, not sdpa")
-        return model
+        return byte_gpt2(width, layers, length, GPT2_HEAD_DIM)
     if name == "rwkv":
         from transformers import RwkvConfig, RwkvForCausalLM
 
@@ -135,20 +117,7 @@ def build_model(name: str, length: int, width: int, layers: int):
             tie_word_embeddings=True,
         )
         return RwkvForCausalLM(config)
-    from modeling_aft import AFTConfig, AFTForCausalLM
-
-    config = AFTConfig.from_preset(
-        f"cpu-text-{name}",
-        hidden_size=width,
-        num_hidden_layers=layers,
-        intermediate_size=4 * width,
-        hidden_dropout_prob=0.0,
-        max_position_embeddings=length,
-        local_window=LOCAL_WINDOW,
-        position_bias_dim=POSITION_BIAS_DIM,
-        vocab_size=VOCAB,
-    )
-    return AFTForCausalLM(config)
+    return byte_aft(name, width, layers, length, local_window=LOCAL_WINDOW, position_bias_dim=POSITION_BIAS_DIM)
 
 
 def matmul_parameters(model) -> int:
