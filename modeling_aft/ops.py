@@ -662,6 +662,11 @@ class _FastSums:
         return grad.mul_(self.weights)
 
 
+def _row_blocks(length: int) -> list[tuple[int, int]]:
+    """AFT-full's blocks of _DENSE_BLOCK rows, the last one partial."""
+    return [(start, min(length, start + _DENSE_BLOCK)) for start in range(0, length, _DENSE_BLOCK)]
+
+
 class _DenseSums:
     """The same three products for AFT-full: W = exp(w - wref) (..., T, T), the future zeroed when causal.
 
@@ -672,16 +677,12 @@ class _DenseSums:
     def __init__(self, weights, causal: bool):
         self.weights, self.causal = weights, causal
 
-    def _row_blocks(self):
-        length = self.weights.shape[-1]
-        return [(start, min(length, start + _DENSE_BLOCK)) for start in range(0, length, _DENSE_BLOCK)]
-
     def forward(self, x):
         w = self.weights
         if not self.causal:
             return w @ x
         out = x.new_empty(*torch.broadcast_shapes(w.shape[:-2], x.shape[:-2]), *x.shape[-2:])
-        for start, stop in self._row_blocks():
+        for start, stop in _row_blocks(self.weights.shape[-1]):
             out[..., start:stop, :] = w[..., start:stop, :stop] @ x[..., :stop, :]
         return out
 
@@ -690,7 +691,7 @@ class _DenseSums:
         if not self.causal:
             return w.transpose(-1, -2) @ y
         back = y.new_empty(*torch.broadcast_shapes(w.shape[:-2], y.shape[:-2]), *y.shape[-2:])
-        for start, stop in self._row_blocks():  # the keys of this block are read by the rows from `start` on
+        for start, stop in _row_blocks(self.weights.shape[-1]):  # these keys are read by the rows from `start` on
             back[..., start:stop, :] = w[..., start:, start:stop].transpose(-1, -2) @ y[..., start:, :]
         return back
 
@@ -699,7 +700,7 @@ class _DenseSums:
         if not self.causal:
             return (y @ x.transpose(-1, -2)).mul_(w)
         grad = y.new_empty(*torch.broadcast_shapes(w.shape[:-2], y.shape[:-2]), *w.shape[-2:])
-        for start, stop in self._row_blocks():
+        for start, stop in _row_blocks(self.weights.shape[-1]):
             torch.matmul(y[..., start:stop, :], x[..., :stop, :].transpose(-1, -2), out=grad[..., start:stop, :stop])
             grad[..., start:stop, :stop].mul_(w[..., start:stop, :stop])
             grad[..., start:stop, stop:] = 0
@@ -837,8 +838,8 @@ class _FastFactorizedFull(torch.autograd.Function):
 
     @staticmethod
     def _blocks(length: int, causal: bool):
-        for start in range(0, length, _DENSE_BLOCK):
-            stop = min(length, start + _DENSE_BLOCK)
+        """(start, stop, keys): the rows of a block and how many keys they read."""
+        for start, stop in _row_blocks(length):
             yield start, stop, (stop if causal else length)
 
     @staticmethod
