@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import presets as preset_table
+from .baselines import BASELINES, is_baseline, with_baseline
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -72,6 +73,9 @@ def base_parser(task: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", default=None, choices=["no", "fp16", "bf16"],
                    help="default: what `accelerate launch` (or its config file) says, else no")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baseline", default=None, choices=sorted({b for bs in BASELINES.values() for b in bs}),
+                   help="train the attention baseline of the same size instead of the AFT (same data, batches, "
+                        "schedule and evaluation): gpt2 for the language models, vit for image classification")
     p.add_argument("--eval-every", type=int, help="evaluate every N steps (and at the end)")
     p.add_argument("--save-every", type=int, help="checkpoint every N steps (and at the end)")
     p.add_argument("--keep-last", type=int, default=2, help="checkpoints to keep")
@@ -531,11 +535,14 @@ def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder:
             "tokens_or_images": f"{args.max_steps * args.batch_size * task.extra_state.get('units_per_item', 1):,}"
                                 f" {task.unit}",
         }
+        model_facts = {"model_type": unwrapped.config.model_type, "class": type(unwrapped).__name__,
+                       "parameters": sum(p.numel() for p in unwrapped.parameters())}
         write_json_atomic(tmp / "results.json", {"metrics": metrics, "final_evaluation": final,
-                                                 "training": training})
-        write_model_card(tmp, task=task.card_task, config=unwrapped.config, results=results,
-                         dataset=task.dataset_info, training=training, sample=sample_text,
-                         sample_image=sample_image, repo_id=args.push_to_hub)
+                                                 "training": training, "model": model_facts})
+        if not is_baseline(unwrapped.config):  # a baseline's numbers go into its AFT's card (training.ship)
+            write_model_card(tmp, task=task.card_task, config=unwrapped.config, results=results,
+                             dataset=task.dataset_info, training=training, sample=sample_text,
+                             sample_image=sample_image, repo_id=args.push_to_hub)
         if folder.exists():
             old = folder.with_name(f".old-{folder.name}")
             shutil.rmtree(old, ignore_errors=True)
@@ -583,7 +590,7 @@ def cli(task_name: str, parser: argparse.ArgumentParser, make_task: Callable, re
     args = parse_args(parser, task_name, argv)
 
     def go():
-        task = make_task(args)
+        task = with_baseline(make_task(args), args.baseline)
         accelerator = make_accelerator(args)
         metrics = run(task, args, accelerator, start)
         if accelerator.is_main_process and report(metrics, args):

@@ -40,6 +40,14 @@ PRESETS: dict[str, dict] = {
                                    eval_every=100, save_every=100, eval_bytes=32768, dropout=0.0,
                                    model_overrides=dict(position_bias_init_std=0.1))
        for variant in ("local", "simple", "conv", "full")},
+    # The shipped byte-level LM (pretrained/aft-local-wikipedia): 4 x 256, T = 256, 4000 steps of 16 x 256 bytes
+    # (16.4M bytes, about 3.5 epochs of the Wikipedia training text). `--baseline gpt2` trains the GPT-2 of the same
+    # size on the same batches for the comparison in its card.
+    "wiki-local-4x256": dict(task="text", model_preset="cpu-text-local", max_steps=4000, warmup_steps=200,
+                             learning_rate=2e-3, min_lr_ratio=0.1, weight_decay=0.1, dropout=0.0, eval_every=500,
+                             save_every=250, eval_bytes=65536, keep_last=1,
+                             model_overrides=dict(hidden_size=256, intermediate_size=1024, position_bias_dim=128,
+                                                  position_bias_init_std=0.1)),
     # Paper Section 4.2 (enwik8): 24 layers x 256, T = 1024, AFT-local with s = 32.
     "enwik8-local-32": dict(task="text", model_preset="enwik8-local-32", seq_len=1024, batch_size=128,
                             learning_rate=3e-3, weight_decay=0.5, warmup_steps=2000, max_steps=100_000,
@@ -51,6 +59,13 @@ PRESETS: dict[str, dict] = {
                                      model_overrides=dict(local_window=56), batch_size=8, max_steps=300,
                                      warmup_steps=30, eval_every=100, save_every=100, eval_images=64,
                                      final_eval_images=1000),
+    # The shipped pixel LM (pretrained/aft-local-fashion-mnist-pixels): cpu-text-local (4 x 128, window 56 = two rows
+    # of the image) on 784 sub-pixels, 2000 steps of 16 images; `--baseline gpt2` for the comparison.
+    "fashion-mnist-pixels-local": dict(task="pixels", model_preset="cpu-text-local",
+                                       model_overrides=dict(local_window=56, position_bias_init_std=0.1),
+                                       batch_size=16, max_steps=2000, warmup_steps=100, learning_rate=2e-3,
+                                       min_lr_ratio=0.1, dropout=0.0, eval_every=500, save_every=250, keep_last=1,
+                                       eval_images=64, final_eval_images=None),
     # Paper Section 4.1 (CIFAR-10): 24 layers x 256, T = 3072, AFT-local with s = 256.
     "cifar10-local-256": dict(task="pixels", model_preset="cifar10-local-256", batch_size=128, learning_rate=3e-3,
                               weight_decay=0.1, warmup_steps=2000, max_steps=100_000, eval_every=2000,
@@ -58,6 +73,14 @@ PRESETS: dict[str, dict] = {
     # --- image classification: DeiT recipe, top-1 ---
     "cpu-fashion-mnist-conv": dict(task="image", model_preset="cpu-image-conv", max_steps=600, warmup_steps=60,
                                    crop_scale_min=0.35, mixup_alpha=0.0, cutmix_alpha=0.0),
+    # The shipped classifier (pretrained/aft-conv-fashion-mnist): AFT-conv 4 x 128 with 16 heads and a 5 x 5 kernel
+    # on the 7 x 7 patch grid, 2500 steps of 128 images (5.3 epochs), light augmentation (crops of >= 75% of the
+    # image, flips), no mixup; `--baseline vit` trains the ViT of the same size with the same recipe.
+    "fashion-mnist-conv": dict(task="image", model_preset="cpu-image-conv", batch_size=128, max_steps=2500,
+                               warmup_steps=150, learning_rate=2e-3, min_lr_ratio=0.05, crop_scale_min=0.75,
+                               mixup_alpha=0.0, cutmix_alpha=0.0, eval_every=500, save_every=250, keep_last=1,
+                               model_overrides=dict(hidden_size=128, intermediate_size=512, num_heads=16,
+                                                    conv_kernel_size=5)),
     "cpu-fashion-mnist-full": dict(task="image", model_preset="cpu-image-full", max_steps=600, warmup_steps=60,
                                    crop_scale_min=0.35, mixup_alpha=0.0, cutmix_alpha=0.0),
 }
