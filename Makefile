@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo demo-models train-pixels train-image test bench-generation bench-operators bench-train-step clean
+.PHONY: setup demo train demo-models train-pixels train-image pretrained pretrained-text pretrained-image \
+	pretrained-pixels publish test bench-generation bench-operators bench-train-step clean
 
 setup: $(STAMP)
 
@@ -22,10 +23,40 @@ $(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,train]'
 	touch $(STAMP)
 
-# The main job: train a small AFT-local on the embedded Wikipedia text (about 4 minutes on 2 cores), evaluate bits
-# per character, save runs/wiki-local/model with its card, and print a sample generated from it.
+# The main job, first contact with AFT: load the shipped checkpoints (pretrained/) through the Auto classes and
+# pipelines, stream generated text, classify test images, draw garments with the pixel LM, and measure each model's
+# metric again beside the recorded value (about a minute on 2 cores).
 demo: $(STAMP)
+	$(PY) -m training.showcase
+
+# Train a small AFT-local from scratch on the embedded Wikipedia text (about 4 minutes on 2 cores), evaluate bits
+# per character, save runs/wiki-local/model with its card, and print a sample generated from it.
+train: $(STAMP)
 	$(PY) -m training.train_text --output-dir runs/wiki-local --overwrite-output-dir
+
+# Reproduce a shipped checkpoint: the AFT run, its attention baseline on the same batches, the side-by-side speed
+# benchmark, then pretrained/NAME (see the README for each one's wall time). RESUME=--resume continues cut runs.
+RESUME ?=
+define pretrained_recipe
+	$(PY) -m training.train_$(1) --preset $(2) --output-dir runs/$(2)-aft --no-progress $(or $(RESUME),--overwrite-output-dir)
+	$(PY) -m training.train_$(1) --preset $(2) --baseline $(3) --output-dir runs/$(2)-$(3) --no-progress $(or $(RESUME),--overwrite-output-dir)
+	$(PY) -m benchmarks.side_by_side --preset $(2)
+	$(PY) -m training.ship runs/$(2)-aft --baseline-run runs/$(2)-$(3) --name $(4) \
+		--speed benchmarks/results/side_by_side_$(2).json
+endef
+pretrained-text: $(STAMP)
+	$(call pretrained_recipe,text,wiki-local-4x256,gpt2,aft-local-wikipedia)
+pretrained-image: $(STAMP)
+	$(call pretrained_recipe,image,fashion-mnist-conv,vit,aft-conv-fashion-mnist)
+pretrained-pixels: $(STAMP)
+	$(call pretrained_recipe,pixels,fashion-mnist-pixels-local,gpt2,aft-local-fashion-mnist-pixels)
+pretrained: pretrained-text pretrained-image pretrained-pixels
+
+# Publish the three shipped checkpoints to HUB_ORG/<name> (token from HF_TOKEN or `hf auth login`).
+publish: $(STAMP)
+	@test -n "$(HUB_ORG)" || (echo "error: set HUB_ORG, e.g. make publish HUB_ORG=my-org" >&2; exit 2)
+	for name in aft-local-wikipedia aft-conv-fashion-mnist aft-local-fashion-mnist-pixels; do \
+		$(PY) -m training.publish pretrained/$$name $(HUB_ORG)/$$name || exit $$?; done
 
 # Build, save, reload and decode one small model of every variant (no training; about 10 s).
 demo-models: $(STAMP)

@@ -1,7 +1,9 @@
 # Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
 """Helpers shared by the model tests."""
 
+import os
 import textwrap
+from pathlib import Path
 
 import torch
 
@@ -71,3 +73,20 @@ def record_fast_path(monkeypatch) -> list:
 
     monkeypatch.setattr(ops, "_fast_aft", spy)
     return taken
+
+
+# Variables that would let a subprocess find a real login, a real Hub or a cache that is not the test's own.
+HUB_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                 "HF_HUB_CACHE", "HF_MODULES_CACHE", "HF_ENDPOINT", "HF_HOME", "HF_OIDC_RESOURCE")
+
+
+def hub_env(hub, home: Path, token: str | None) -> dict:
+    """A child environment that sees only the test Hub (tests.hub_server.HubServer), an empty HF_HOME and (if given)
+    the token."""
+    env = {key: value for key, value in os.environ.items() if key not in HUB_VARIABLES}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(home), HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1",
+               HF_HUB_DISABLE_PROGRESS_BARS="1")
+    if token:
+        env["HF_TOKEN"] = token
+    home.mkdir(parents=True, exist_ok=True)
+    return env

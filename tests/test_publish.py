@@ -9,7 +9,6 @@ package and with `trust_remote_code=True` without it. The other tests publish co
 import hashlib
 import json
 import math
-import os
 import shutil
 import socket
 import subprocess
@@ -25,7 +24,7 @@ from huggingface_hub import ModelCard, constants
 from PIL import Image
 
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM
-from tests.helpers import BLOCK_PACKAGE, randomize, reset_accelerate_state
+from tests.helpers import BLOCK_PACKAGE, HUB_VARIABLES, hub_env, randomize, reset_accelerate_state
 from tests.hub_server import HubServer
 from training import publish as publish_module
 from training.model_card import write_model_card
@@ -37,9 +36,6 @@ MESSAGE = "Publish the tiny AFT-local checkpoint"
 TEXT = "AFT mixes tokens without attention: sums of exp(K + w) V."
 CONFIG = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_heads=4, max_position_embeddings=64,
               local_window=4, position_bias_dim=8, hidden_dropout_prob=0.0)
-# Variables that would let a subprocess find a real login, a real Hub or a cache that is not the test's own.
-HUB_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-                 "HF_HUB_CACHE", "HF_MODULES_CACHE", "HF_ENDPOINT", "HF_HOME", "HF_OIDC_RESOURCE")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -89,17 +85,6 @@ def checkpoint(tmp_path_factory):
 def hub():
     with HubServer(user="tester") as server:
         yield server
-
-
-def hub_env(hub: HubServer, home: Path, token: str | None) -> dict:
-    """A child environment that sees only the test Hub, an empty HF_HOME and (if given) the token."""
-    env = {key: value for key, value in os.environ.items() if key not in HUB_VARIABLES}
-    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(home), HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_PROGRESS_BARS="1")
-    if token:
-        env["HF_TOKEN"] = token
-    home.mkdir(parents=True, exist_ok=True)
-    return env
 
 
 def folder_digest(folder: Path) -> dict[str, str]:

@@ -390,6 +390,18 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def comparison_context(folder: Path, comparison: dict) -> dict:
+    """The comparison table's texts as Markdown cells; its plot linked relative to the folder."""
+    if not isinstance(comparison, dict) or not comparison.get("rows"):
+        raise ValueError(f"comparison={comparison!r} must be a dict with non-empty 'rows'; see write_model_card.")
+    out = {key: str(comparison.get(key, "")) for key in ("intro", "note")}
+    out.update({key: cell(comparison.get(key, "")) for key in ("metric_label", "speed_label")})
+    out["rows"] = [{key: cell(row.get(key, "")) for key in ("model", "parameters", "metric", "speed", "ratio",
+                                                             "seconds")} for row in comparison["rows"]]
+    out["plot"] = sample_image_link(folder, comparison["plot"]) if comparison.get("plot") else None
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------------------------------
@@ -408,6 +420,7 @@ def write_model_card(
     model_name: str | None = None,
     repo_id: str | None = None,
     license: str = "apache-2.0",
+    comparison: dict | None = None,
 ) -> ModelCard:
     """Render the task's template from measured results into `folder/README.md` (atomically) and return the card.
 
@@ -424,6 +437,9 @@ def write_model_card(
         model_name: the model-index name; by default the repo id's last part, else `aft-<variant>-<dataset type>`.
         repo_id: the Hub id the folder will be published as; the loading recipes use it.
         license: the card's license id.
+        comparison: the side-by-side table against an attention baseline trained the same way (`training.ship`):
+            `{"intro", "metric_label", "speed_label", "rows": [{"model", "parameters", "metric", "speed", "ratio",
+            "seconds"}], "note", "plot"?}` (plot: an image inside `folder`).
     """
     spec = card_task(task)
     config = as_config(config)
@@ -453,6 +469,7 @@ def write_model_card(
         sample_block=fenced(sample) if sample else None,
         sample_image=sample_image_link(folder, sample_image) if sample_image is not None else None,
         license_id=license,
+        comparison=comparison_context(folder, comparison) if comparison else None,
     )
     data = card_data(config, spec, dataset, entries, model_name, license)
     card = ModelCard.from_template(data, template_path=str(template_path(spec.template)), **context)

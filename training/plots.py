@@ -112,4 +112,25 @@ def plot_loss_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLik
     return png_path
 
 
-__all__ = ["plot_loss_curves", "read_series"]
+def plot_runs(runs: dict[str, str | os.PathLike], png_path: str | os.PathLike, title: str = "") -> Path:
+    """Several runs' curves in one figure (e.g. an AFT and its baseline trained on the same batches): each series is
+    labelled `train/<run>/loss`, `eval/<run>/bpc`, ...; the learning rate is drawn once (the runs share the schedule)."""
+    merged: Series = {}
+    for index, (label, metrics_path) in enumerate(runs.items()):
+        if not Path(metrics_path).is_file():
+            raise FileNotFoundError(f"metrics file {metrics_path} of run {label!r} does not exist.")
+        for key, points in read_series(Path(metrics_path)).items():
+            prefix, _, name = key.partition("/")
+            if is_learning_rate(key):
+                if index == 0:
+                    merged[key] = points
+            elif prefix in ("train", "eval") and name:
+                merged[f"{prefix}/{label}/{name}"] = points
+    panels = [(label, keys) for label, keys in split_panels(merged) if label != "learning rate" or keys]
+    if not panels:
+        raise ValueError(f"the runs {sorted(runs)} hold no loss or evaluation series to plot.")
+    write_png_atomically(draw(merged, panels, title), Path(png_path))
+    return Path(png_path)
+
+
+__all__ = ["plot_loss_curves", "plot_runs", "read_series"]

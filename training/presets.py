@@ -60,10 +60,10 @@ PRESETS: dict[str, dict] = {
                                      warmup_steps=30, eval_every=100, save_every=100, eval_images=64,
                                      final_eval_images=1000),
     # The shipped pixel LM (pretrained/aft-local-fashion-mnist-pixels): cpu-text-local (4 x 128, window 56 = two rows
-    # of the image) on 784 sub-pixels, 2000 steps of 16 images; `--baseline gpt2` for the comparison.
+    # of the image) on 784 sub-pixels, 1200 steps of 16 images; `--baseline gpt2` for the comparison.
     "fashion-mnist-pixels-local": dict(task="pixels", model_preset="cpu-text-local",
                                        model_overrides=dict(local_window=56, position_bias_init_std=0.1),
-                                       batch_size=16, max_steps=2000, warmup_steps=100, learning_rate=2e-3,
+                                       batch_size=16, max_steps=1200, warmup_steps=100, learning_rate=2e-3,
                                        min_lr_ratio=0.1, dropout=0.0, eval_every=500, save_every=250, keep_last=1,
                                        eval_images=64, final_eval_images=None),
     # Paper Section 4.1 (CIFAR-10): 24 layers x 256, T = 3072, AFT-local with s = 256.

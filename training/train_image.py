@@ -106,22 +106,7 @@ def make_task(args) -> engine.Task:
         return out
 
     def evaluate_first(model, accelerator, n: int) -> dict:
-        """Loss and top-1 of the first n validation images, centre-cropped."""
-        was_training = model.training
-        model.eval()
-        nll, correct, count = 0.0, 0.0, 0.0
-        for idx, weight in engine.sharded_batches(n, args.eval_batch_size, accelerator):
-            items = [data.valid[int(i)] for i in idx]
-            images = center_crop(torch.stack([im for im, _ in items]), size).to(accelerator.device)
-            labels = torch.tensor([lab for _, lab in items], device=accelerator.device)
-            logits = model(pixel_values=normalize(images, mean, std)).logits.float()
-            w = weight.to(logits.device).double()
-            nll += float((F.cross_entropy(logits, labels, reduction="none").double() * w).sum())
-            correct += float(((logits.argmax(-1) == labels).double() * w).sum())
-            count += float(w.sum())
-        model.train(was_training)
-        nll, correct, count = engine.reduce_sums([nll, correct, count], accelerator)
-        return {"loss": nll / count, "top1": correct / count, "images": count}
+        return evaluate_classifier(model, data.valid, n, size, mean, std, args.eval_batch_size, accelerator)
 
     def finish(folder: Path, model, metrics, final):
         make_image_processor(size, data.num_channels, mean, std).save_pretrained(folder)
@@ -137,6 +122,28 @@ def make_task(args) -> engine.Task:
         metric="top1",
         dataset_info={"name": data.source, "type": data.source, "split": "validation"},
     )
+
+
+@torch.no_grad()
+def evaluate_classifier(model, dataset, n: int, size: int, mean, std, batch_size: int, accelerator=None) -> dict:
+    """Loss, top-1 and count of the first n images of `dataset` ((C, H, W) uint8, label), centre-cropped to `size`
+    and normalised; with an accelerator the images are shared out over its processes."""
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    nll, correct, count = 0.0, 0.0, 0.0
+    for idx, weight in engine.sharded_batches(n, batch_size, accelerator):
+        items = [dataset[int(i)] for i in idx]
+        images = center_crop(torch.stack([im for im, _ in items]), size).to(device)
+        labels = torch.tensor([lab for _, lab in items], device=device)
+        logits = model(pixel_values=normalize(images, mean, std)).logits.float()
+        w = weight.to(logits.device).double()
+        nll += float((F.cross_entropy(logits, labels, reduction="none").double() * w).sum())
+        correct += float(((logits.argmax(-1) == labels).double() * w).sum())
+        count += float(w.sum())
+    model.train(was_training)
+    nll, correct, count = engine.reduce_sums([nll, correct, count], accelerator)
+    return {"loss": nll / count, "top1": correct / count, "images": count}
 
 
 def report(metrics: dict, args) -> bool:

@@ -103,19 +103,7 @@ def make_task(args) -> engine.Task:
         return out
 
     def evaluate_first(model, accelerator, n: int) -> dict:
-        """Bits per dimension of the first n validation images."""
-        was_training = model.training
-        model.eval()
-        total, count = 0.0, 0.0
-        for idx, weight in engine.sharded_batches(n, args.eval_batch_size, accelerator):
-            images = torch.stack([data.valid[int(i)][0] for i in idx]).to(accelerator.device)
-            nll = nll_per_image(model, to_tokens(images)).double().cpu()
-            total += float((nll * weight.double()).sum())
-            count += float(weight.sum())
-        model.train(was_training)
-        total, count = engine.reduce_sums([total, count], accelerator)
-        nats = total / (count * length)
-        return {"loss": nats, "bpd": nats / math.log(2), "images": count}
+        return evaluate_bits_per_dim(model, data.valid, n, args.eval_batch_size, accelerator)
 
     def finish(folder: Path, model, metrics, final):
         (folder / "image_format.json").write_text(json.dumps(
@@ -138,6 +126,26 @@ def make_task(args) -> engine.Task:
         dataset_info={"name": data.source, "type": data.source, "split": "validation"},
         extra_state={"units_per_item": length},
     )
+
+
+@torch.no_grad()
+def evaluate_bits_per_dim(model, dataset, n: int, batch_size: int, accelerator=None) -> dict:
+    """Mean negative log2-likelihood of one sub-pixel over the first n images of `dataset` ((C, H, W) uint8, label);
+    with an accelerator the images are shared out over its processes."""
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count, length = 0.0, 0.0, 0
+    for idx, weight in engine.sharded_batches(n, batch_size, accelerator):
+        tokens = to_tokens(torch.stack([dataset[int(i)][0] for i in idx]).to(device))  # (B, C*H*W)
+        length = tokens.shape[1]
+        nll = nll_per_image(model, tokens).double().cpu()
+        total += float((nll * weight.double()).sum())
+        count += float(weight.sum())
+    model.train(was_training)
+    total, count = engine.reduce_sums([total, count], accelerator)
+    nats = total / (count * length)
+    return {"loss": nats, "bpd": nats / math.log(2), "images": count}
 
 
 @torch.no_grad()
