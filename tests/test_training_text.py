@@ -167,6 +167,48 @@ def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_ru
     assert train_losses(out) == pytest.approx(train_losses(tmp_path / "whole"), abs=1e-6)
 
 
+class _Planted:
+    """A pickle that creates a file when it is loaded: what a hostile shared checkpoint could hold."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_runs_no_code_from_a_checkpoint_and_keeps_no_pickle_of_the_scheduler(tmp_path, capsys):
+    import pickle
+
+    out, whole = tmp_path / "run", tmp_path / "whole"
+    common = ["--warmup-steps", "2", "--eval-every", "100", "--save-every", "2", "--log-every", "1",
+              "--skip-final-eval", "--sample-bytes", "0", "--no-tensorboard", *FAST]
+    train_text.main(["--output-dir", str(out), "--max-steps", "4", *common])
+    checkpoint = out / "checkpoints" / "checkpoint-4"
+    assert not list(checkpoint.glob("custom_checkpoint_*")), "the scheduler was pickled into the checkpoint"
+    marker = tmp_path / "code-ran"
+    for name in ("custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl"):  # what Accelerate would read for it
+        with open(checkpoint / name, "wb") as file:
+            pickle.dump(_Planted(marker), file)
+    reset_accelerate_state()
+    with pytest.raises(SystemExit) as refused:
+        train_text.main(["--output-dir", str(out), "--max-steps", "6", "--resume", *common])
+    assert refused.value.code == 2
+    assert "custom_checkpoint_0.pkl, custom_checkpoint_1.pkl" in capsys.readouterr().err
+    assert not marker.exists(), "resuming executed code from the checkpoint"
+    for path in checkpoint.glob("custom_checkpoint_*"):
+        path.unlink()
+    reset_accelerate_state()
+    train_text.main(["--output-dir", str(out), "--max-steps", "6", "--resume", *common])
+    # The learning rate went on from step 4 as in one uninterrupted run of 6 steps (warmup 2, then cosine).
+    reset_accelerate_state()
+    train_text.main(["--output-dir", str(whole), "--max-steps", "6", *common])
+    resumed_lr = {r["step"]: r["train/lr"] for r in records(out) if "train/lr" in r}
+    whole_lr = {r["step"]: r["train/lr"] for r in records(whole) if "train/lr" in r}
+    assert [resumed_lr[s] for s in (5, 6)] == pytest.approx([whole_lr[s] for s in (5, 6)], rel=1e-12)
+    assert resumed_lr[5] != resumed_lr[4]
+
+
 def error_of(argv, capsys) -> str:
     with pytest.raises(SystemExit) as exit_info:
         train_text.main(argv)

@@ -2,7 +2,7 @@
 """The training loop shared by the three trainers (text LM, pixel LM, image classification), on Accelerate.
 
 What Accelerate does: devices, DDP/FSDP/DeepSpeed, mixed precision, gradient sync, saving and loading the whole
-training state (model, optimizer, scheduler, every process's RNG), trackers (TensorBoard). What this file adds:
+training state (model, optimizer, every process's RNG), trackers (TensorBoard). What this file adds:
 
 - A data order that is a pure function of (seed, step): the global batch of optimizer step s is items
   [s*B, (s+1)*B) of an endless sequence of per-epoch permutations. `--batch-size` is that global batch, split over
@@ -27,6 +27,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -342,6 +343,12 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
             if not resume_from.is_dir():
                 raise TrainingError(f"--resume {resume_from}: no such checkpoint folder.")
         state = check_resumable(resume_from, task.config.to_dict(), args)
+        foreign = sorted(path.name for path in resume_from.glob("custom_checkpoint_*"))
+        if foreign:  # Accelerate would refuse them anyway (nothing is registered); say why, and never load them
+            raise TrainingError(
+                f"--resume {resume_from}: it holds {', '.join(foreign)}, pickles that this trainer never writes and "
+                f"never loads (they could run code). Delete them to resume (an older run's scheduler state is "
+                f"recomputed from the step).")
         if state["step"] >= args.max_steps:
             raise TrainingError(f"--resume {resume_from}: it is at step {state['step']}, not before --max-steps "
                                 f"{args.max_steps}; raise --max-steps to train on.")
@@ -366,13 +373,19 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
         base = scheduler.lr_lambdas[0]
         scheduler.lr_lambdas = [lambda s, base=base: floor + (1 - floor) * base(s)] * len(optimizer.param_groups)
     model, optimizer = accelerator.prepare(model, optimizer)
-    # One scheduler step per optimizer step, whatever the process count (a prepared scheduler would step P times).
-    accelerator.register_for_checkpointing(scheduler)
+    # The scheduler is neither prepared (that would step it once per process) nor registered for checkpointing:
+    # Accelerate saves registered objects as pickles and loads them with weights_only=False, so a shared checkpoint
+    # could run code on --resume. Its learning rate is a pure function of the step, so a resumed run steps a fresh
+    # one to the checkpoint's step instead (and a `custom_checkpoint_*.pkl` in a checkpoint is never read).
 
     start_step = 0
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
         start_step = state["step"]
+        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(start_step):
+                scheduler.step()
         accelerator.print(f"resumed from {resume_from} at step {start_step}")
 
     main = accelerator.is_main_process
