@@ -209,6 +209,27 @@ def test_resume_runs_no_code_from_a_checkpoint_and_keeps_no_pickle_of_the_schedu
     assert resumed_lr[5] != resumed_lr[4]
 
 
+def test_a_run_without_matplotlib_trains_and_saves_its_model_without_the_plot(tmp_path, capsys, monkeypatch):
+    """The README's own-environment install leaves the `train` extra (matplotlib) out: the run must not be lost."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    out = tmp_path / "run"
+    train_text.main(["--output-dir", str(out), "--max-steps", "4", "--eval-every", "2", "--save-every", "2",
+                     "--eval-bytes", "2048", "--skip-final-eval", "--sample-bytes", "0", "--no-tensorboard", *FAST])
+    assert (out / "model" / "model.safetensors").is_file() and (out / "checkpoints" / "checkpoint-4").is_dir()
+    assert not (out / "model" / "loss_curves.png").exists()
+    err = capsys.readouterr().err
+    assert err.count("warning: no loss plot: No module named 'matplotlib") == 1, err
+
+
 def error_of(argv, capsys) -> str:
     with pytest.raises(SystemExit) as exit_info:
         train_text.main(argv)

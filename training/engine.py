@@ -568,13 +568,22 @@ def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder:
     accelerator.wait_for_everyone()
 
 
+_PLOT_WARNINGS: set[str] = set()
+
+
 def _plot_quietly(metrics_path: Path, png_path: Path, title: str) -> None:
-    """A missing plot must not end a run (e.g. no loss logged yet)."""
+    """A missing plot must not end a run: no loss logged yet, or no matplotlib (the `train` extra left out)."""
     from .plots import plot_loss_curves
 
     if metrics_path.is_file():
         try:
             plot_loss_curves(metrics_path, png_path, title=title)
+        except ImportError as err:
+            message = (f"warning: no loss plot: {err}; install matplotlib (pip install -e '.[train]') for "
+                       "loss_curves.png. Training goes on.")
+            if message not in _PLOT_WARNINGS:  # once per run, not at every evaluation
+                _PLOT_WARNINGS.add(message)
+                print(message, file=sys.stderr)
         except ValueError as err:
             print(f"warning: no loss plot ({err})", file=sys.stderr)
 
