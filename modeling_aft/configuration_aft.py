@@ -4,12 +4,21 @@
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 
 from huggingface_hub.dataclasses import strict
+from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 
 AFT_VARIANTS = ("full", "local", "simple", "conv")
 POOLING_TYPES = ("cls", "mean")
+# The types of the fields, checked on every construction (a JSON or command-line "32" or "false" is not taken).
+INT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "local_window",
+              "position_bias_dim", "num_heads", "conv_kernel_size", "max_position_embeddings", "image_size",
+              "patch_size", "num_channels")
+FLOAT_FIELDS = ("hidden_dropout_prob", "layer_norm_eps", "initializer_range", "position_bias_init_std")
+BOOL_FIELDS = ("causal", "tie_word_embeddings", "use_cache")
 
 _TEXT = dict(vocab_size=256, causal=True, hidden_act="gelu", tie_word_embeddings=True)
 _IMAGENET = dict(
@@ -167,8 +176,38 @@ class AFTConfig(PreTrainedConfig):
         # ValueError; checking here first gives callers the plain ValueError they catch.
         self.validate_architecture()
 
+    def validate_types(self):
+        """Integers as integers, numbers as numbers, flags as booleans: a quoted "32" or "false" names its field."""
+        for name in INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}={value!r} must be an integer, not {type(value).__name__}; write it as a "
+                                 "whole number without quotes.")
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name}={value!r} must be a finite number, not {type(value).__name__}; write it "
+                                 "without quotes.")
+        for name in BOOL_FIELDS + ("use_position_embeddings",):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (value is None and name == "use_position_embeddings"):
+                raise ValueError(f"{name}={value!r} must be true or false (a boolean), not {type(value).__name__}.")
+        for name in ("aft_variant", "hidden_act"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a string.")
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"hidden_act={self.hidden_act!r} is not an activation transformers knows; use one of "
+                             f"{', '.join(sorted(ACT2FN)[:12])}, ... (e.g. 'gelu').")
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"layer_norm_eps={self.layer_norm_eps} must be > 0 (1e-5 is usual); 0 or less divides "
+                             "by a non-positive variance.")
+        for name in ("initializer_range", "position_bias_init_std"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (a standard deviation).")
+
     def validate_architecture(self):
         """Every check names the value, the limit and the fix."""
+        self.validate_types()
         if self.aft_variant not in AFT_VARIANTS:
             raise ValueError(f"aft_variant={self.aft_variant!r} is unknown; choose one of {', '.join(AFT_VARIANTS)}.")
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings"):
@@ -263,6 +302,12 @@ class AFTConfig(PreTrainedConfig):
         size (`cpu-text-local`, `cpu-image-conv`, ...), with any field overridden."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}.")
+        known = set(cls.__annotations__) | set(PreTrainedConfig().to_dict()) | {"num_labels", "id2label", "label2id"}
+        unknown = sorted(set(overrides) - known)
+        if unknown:  # a misspelt override would otherwise be kept silently and change nothing
+            hints = "; ".join(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                              for key in unknown for close in [difflib.get_close_matches(key, sorted(known), 1)])
+            raise ValueError(f"unknown config field(s) {hints}; AFTConfig's fields are listed in its docstring.")
         kwargs = copy.deepcopy(PRESETS[name])
         kwargs.update(overrides)
         return cls(**kwargs)

@@ -863,12 +863,32 @@ def test_conv_with_class_token_pooling_is_rejected():
         (dict(aft_variant="conv", hidden_size=30, num_heads=4), r"num_heads=4.*hidden_size=30"),
         (dict(aft_variant="conv", causal=False, conv_kernel_size=4), r"conv_kernel_size=4"),
         (dict(image_size=30, patch_size=4), r"image_size=30.*patch_size=4"),
+        (dict(causal="false"), r"causal='false' must be true or false"),
+        (dict(hidden_size="32"), r"hidden_size='32' must be an integer, not str"),
+        (dict(hidden_size=32.0), r"hidden_size=32.0 must be an integer, not float"),
+        (dict(num_hidden_layers=True), r"num_hidden_layers=True must be an integer, not bool"),
+        (dict(hidden_act="nope"), r"hidden_act='nope' is not an activation"),
+        (dict(layer_norm_eps=-1), r"layer_norm_eps=-1 must be > 0"),
+        (dict(layer_norm_eps="1e-5"), r"layer_norm_eps='1e-5' must be a finite number"),
+        (dict(hidden_dropout_prob=float("nan")), r"hidden_dropout_prob=nan must be a finite number"),
+        (dict(position_bias_init_std=-0.1), r"position_bias_init_std=-0.1 must be >= 0"),
+        (dict(use_position_embeddings="yes"), r"use_position_embeddings='yes' must be true or false"),
     ],
-    ids=["unknown-variant", "window-0", "window-too-long", "heads-not-dividing", "even-kernel", "image-size"],
+    ids=["unknown-variant", "window-0", "window-too-long", "heads-not-dividing", "even-kernel", "image-size",
+         "bool-as-text", "int-as-text", "int-as-float", "int-as-bool", "unknown-activation", "negative-eps",
+         "float-as-text", "nan", "negative-std", "optional-bool-as-text"],
 )
 def test_bad_config_raises_value_error(overrides, match):
     with pytest.raises(ValueError, match=match):
         AFTConfig(**overrides)
+
+
+def test_a_misspelt_preset_override_is_refused_with_the_close_field():
+    """`--config-overrides hidden_sise=32` used to be kept silently while the run trained at the default width."""
+    with pytest.raises(ValueError, match=r"'hidden_sise' \(did you mean 'hidden_size'\?\)"):
+        AFTConfig.from_preset("cpu-text-local", hidden_sise=32)
+    config = AFTConfig.from_preset("cpu-image-conv", num_labels=3, hidden_dropout_prob=0.1, bos_token_id=1)
+    assert config.num_labels == 3 and config.hidden_dropout_prob == 0.1
 
 
 def test_good_configs_pass_the_checks():
