@@ -184,6 +184,32 @@ def test_the_image_trainer_reads_an_imagenet_layout_folder(tmp_path, monkeypatch
     assert sorted(config["id2label"].values()) == ["bright", "dark"]
 
 
+def test_the_pixel_trainer_reads_an_image_folder_at_the_size_it_is_given(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    data = write_image_folder(tmp_path / "images")
+    out = tmp_path / "run"
+    common = ["--data", str(data), "--output-dir", str(out), "--max-steps", "2", "--warmup-steps", "1",
+              "--batch-size", "2", "--eval-every", "2", "--save-every", "2", "--eval-images", "2",
+              "--final-eval-images", "2", "--sample-images", "0", "--config-overrides",
+              TINY_PIXELS.replace("local_window=28", "local_window=24"), *QUIET]
+    message = error_of(train_pixels.main, common, capsys)
+    assert "is an image folder: pass --image-size" in message
+    metrics = train_pixels.main(common + ["--image-size", "8"])
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["max_position_embeddings"] == 8 * 8 * 3 and metrics["images"] == 2
+
+
+def test_the_image_trainer_reads_cifar10_at_its_own_32_pixels(tmp_path):
+    data = write_cifar_folder(tmp_path)
+    out = tmp_path / "run"
+    metrics = train_image.main([
+        "--data", str(data), "--output-dir", str(out), "--max-steps", "2", "--warmup-steps", "1", "--batch-size",
+        "2", "--eval-every", "2", "--save-every", "2", "--eval-images", "4",
+        "--config-overrides", TINY_IMAGE + ",image_size=32,patch_size=8,num_channels=3", *QUIET])
+    assert metrics["images"] == 4
+    assert json.loads((out / "model" / "config.json").read_text())["image_size"] == 32
+
+
 def error_of(main, argv, capsys) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -200,7 +226,7 @@ def test_bad_image_input_is_refused_before_training(tmp_path, capsys):
                        capsys)
     assert "784 sub-pixels, above max_position_embeddings 100" in message
     message = error_of(train_image.main, ["--output-dir", out, "--config-overrides", "image_size=32"], capsys)
-    assert "image_size=32, but fashion_mnist images are 28 x 28" in message
+    assert "fashion_mnist images are 28x28, smaller than the model's image_size 32" in message
     assert "unknown image preset 'cpu-wiki-local'" in error_of(
         train_image.main, ["--preset", "cpu-wiki-local", "--output-dir", out], capsys)
     assert not Path(out).exists()

@@ -432,6 +432,11 @@ def _adapt(splits: ImageSplits, image_size: int | None, num_channels: int | None
     return ImageSplits(train, valid, splits.class_names, num_channels, splits.image_size, splits.source, mean, std)
 
 
+def is_fixed_size(source: str | None) -> bool:
+    """Whether the source's images all have one size of their own (Fashion-MNIST, CIFAR-10), unlike a folder."""
+    return source is None or source == "fashion_mnist" or (Path(source).exists() and _is_cifar(Path(source)))
+
+
 def load_images(source: str | None, image_size: int | None = None, num_channels: int | None = None) -> ImageSplits:
     """None or "fashion_mnist": Fashion-MNIST; a CIFAR-10 folder or archive: CIFAR-10; another folder: an
     ImageNet-layout image folder (needs `image_size`). Fixed-size sets must match `image_size` when it is given;

@@ -23,7 +23,7 @@ from modeling_aft import AFTConfig, AFTForImageClassification
 
 from . import engine
 from .augment import mixup_cutmix, random_flip, random_resized_crop, soft_target_cross_entropy
-from .data_images import load_images, make_image_processor, normalize
+from .data_images import is_fixed_size, load_images, make_image_processor, normalize
 
 # Images of a folder are decoded at image_size / 0.875 (256 for 224), cropped at random for training and in the
 # centre for evaluation, as DeiT does.
@@ -60,7 +60,9 @@ def make_task(args) -> engine.Task:
     except (ValueError, TypeError) as err:
         raise engine.TrainingError(f"model config: {err}") from None
     size = base.image_size
-    load_size = size if args.data is None else round(size / CROP_RATIO)
+    # A folder's images are decoded at size / 0.875 (then cropped); Fashion-MNIST and CIFAR-10 come at their own size,
+    # which the crops below cut to the model's.
+    load_size = None if is_fixed_size(args.data) else round(size / CROP_RATIO)
     try:
         data = load_images(args.data, image_size=load_size, num_channels=base.num_channels)
     except (ValueError, FileNotFoundError) as err:

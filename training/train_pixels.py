@@ -25,7 +25,7 @@ from modeling_aft import AFTConfig, AFTForCausalLM
 
 from . import engine
 from .augment import pixel_flip_jitter
-from .data_images import load_images
+from .data_images import is_fixed_size, load_images
 
 START = 256  # the start-of-image token; sub-pixel values are 0..255
 # The final evaluation also scores the first images of the validation split on their own (results.json keeps both),
@@ -40,6 +40,9 @@ def parser():
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--jitter", type=int, help="intensity jitter (+-) of the training augmentation; 0 disables")
     p.add_argument("--sample-images", type=int, help="images sampled into samples.png at the end (0: none)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="side of the square images read from an image folder (required there; Fashion-MNIST and "
+                        "CIFAR-10 keep their own 28 and 32)")
     return p
 
 
@@ -61,8 +64,13 @@ def nll_per_image(model, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def make_task(args) -> engine.Task:
+    if args.image_size is not None and args.image_size < 1:
+        raise engine.TrainingError(f"--image-size must be a positive integer, got {args.image_size}.")
+    if args.image_size is None and not is_fixed_size(args.data):
+        raise engine.TrainingError(f"--data {args.data} is an image folder: pass --image-size (e.g. 32), the side its "
+                                   "images are resized and cropped to; each becomes side x side x 3 sub-pixels.")
     try:
-        data = load_images(args.data)
+        data = load_images(args.data, image_size=args.image_size)
     except (ValueError, FileNotFoundError) as err:
         raise engine.TrainingError(str(err)) from None
     length = data.image_size * data.image_size * data.num_channels
