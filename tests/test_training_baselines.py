@@ -15,8 +15,9 @@ from tests.helpers import reset_accelerate_state
 from training import engine, ship, train_image, train_text
 from training.baselines import with_baseline
 
-TINY_TEXT = ["--seq-len", "64", "--eval-batch-size", "64", "--batch-size", "4", "--max-steps", "3", "--eval-every",
-             "3", "--save-every", "3", "--log-every", "1", "--no-progress", "--no-tensorboard", "--eval-bytes", "2048", "--sample-bytes", "8",
+TINY_TEXT = ["--seq-len", "64", "--eval-batch-size", "64", "--batch-size", "4", "--max-steps", "3",
+             "--eval-every", "3", "--save-every", "3", "--log-every", "1", "--no-progress", "--no-tensorboard",
+             "--eval-bytes", "2048", "--sample-bytes", "8",
              "--config-overrides", "num_hidden_layers=1,hidden_size=64,intermediate_size=128,position_bias_dim=8,"
                                    "max_position_embeddings=64,local_window=8"]
 
