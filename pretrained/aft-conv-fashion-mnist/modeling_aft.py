@@ -1,0 +1,769 @@
+# Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
+"""The Attention Free Transformer (Zhai et al., 2021, arXiv 2105.14103) as transformers models.
+
+Reading order: the AFT mixer (one function of ops.py per variant), the pre-LN block, the pretrained-model base
+with its initialisation, the text backbone and its LM head, the image backbone and its classifier.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import DynamicCache, LinearAttentionCacheLayerMixin
+from transformers.generation import GenerationMixin
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    BaseModelOutputWithPooling,
+    CausalLMOutputWithPast,
+    ImageClassifierOutput,
+)
+from transformers.modeling_utils import PreTrainedModel
+
+from .configuration_aft import AFTConfig
+from .ops import (
+    aft_step,
+    fold_running_sums,
+    running_sums,
+    aft_conv1d,
+    aft_conv2d,
+    aft_full,
+    aft_full_factorized,
+    aft_local_blocked,
+    aft_simple,
+    factorized_bias,
+    factorized_local_bias_blocks,
+    local_bias_blocks,
+    reparameterize_conv_kernel,
+)
+
+
+def _check_length(config: AFTConfig, length: int, what: str = "sequence") -> None:
+    if config.has_absolute_positions and length > config.max_position_embeddings:
+        raise ValueError(
+            f"the {what} has {length} tokens but this AFT-{config.aft_variant} model learned positions only up to "
+            f"max_position_embeddings={config.max_position_embeddings}; truncate the input, or resize the position "
+            "biases to a longer maximum (python -m conversion.resize_positions) and fine-tune."
+        )
+
+
+def _check_attention_mask(attention_mask, batch: int, length: int, has_past: bool = False):
+    """The mask of the new tokens. With a decoding state the mask may also cover the tokens already read (as
+    generate() passes it): then its last `length` columns are the new tokens'."""
+    if attention_mask is None:
+        return None
+    ok = attention_mask.dim() == 2 and attention_mask.shape[0] == batch
+    ok = ok and (attention_mask.shape[1] == length or (has_past and attention_mask.shape[1] > length))
+    if not ok:
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)}; expected (batch, sequence) = "
+            f"({batch}, {length}), "
+            "1 for real tokens and 0 for padding."
+        )
+    return attention_mask[:, -length:]
+
+
+class AFTMixer(nn.Module):
+    """The AFT layer: Q, K, V projections, the AFT operator of the configured variant, the output projection.
+
+    Parameters that only the variant needs: w = U V^T (or a dense w) for full and local, the per-head kernel with its
+    re-parameterisation (gamma, beta, zero at init so that AFT-conv starts as AFT-simple) for conv.
+
+    With a cache the causal mixer also decodes: a prompt runs through the parallel form and leaves a state behind,
+    later tokens run one at a time against it (ops.aft_step). The state of simple, local and conv is constant in
+    size (running sums, the last s - 1 keys and values, the count of tokens), full's holds every past key.
+    """
+
+    def __init__(self, config: AFTConfig, spatial: bool = False, layer_idx: int = 0):
+        super().__init__()
+        self.config = config
+        self.variant = config.aft_variant
+        self.causal = config.causal
+        self.spatial = spatial
+        self.layer_idx = layer_idx
+        d = config.hidden_size
+        self.num_heads = config.num_heads if self.variant == "conv" else 1
+        self.head_dim = d // self.num_heads
+        self.q_proj = nn.Linear(d, d)
+        # AFT-conv has one key per head (Section 3.4), the others one per channel.
+        self.k_proj = nn.Linear(d, self.num_heads if self.variant == "conv" else d)
+        self.v_proj = nn.Linear(d, d)
+        self.out_proj = nn.Linear(d, d)
+        positions = config.max_position_embeddings
+        if self.variant in ("full", "local"):
+            if config.position_bias_dim > 0:
+                self.position_bias_u = nn.Parameter(torch.empty(positions, config.position_bias_dim))
+                self.position_bias_v = nn.Parameter(torch.empty(positions, config.position_bias_dim))
+            else:
+                self.position_bias = nn.Parameter(torch.empty(positions, positions))
+        elif self.variant == "conv":
+            size = config.conv_kernel_size
+            shape = (self.num_heads, size, size) if spatial else (self.num_heads, size)
+            self.conv_weight = nn.Parameter(torch.empty(shape))
+            self.conv_gamma = nn.Parameter(torch.empty(self.num_heads))
+            self.conv_beta = nn.Parameter(torch.empty(self.num_heads))
+
+    # --------------------------------------------------------------------------------------------------------
+    # Position biases
+    # --------------------------------------------------------------------------------------------------------
+
+    def _bias(self, rows: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """w[rows, keys] for position index tensors broadcast against each other: (..., R) x (..., K) -> (..., R, K)."""
+        if self.config.position_bias_dim > 0:
+            return self.position_bias_u[rows] @ self.position_bias_v[keys].transpose(-1, -2)
+        return self.position_bias[rows.unsqueeze(-1), keys.unsqueeze(-2)]
+
+    def _dense_bias(self, length: int, positions) -> torch.Tensor:
+        if positions is None:
+            if self.config.position_bias_dim > 0:
+                return factorized_bias(self.position_bias_u[:length], self.position_bias_v[:length])  # (T, T)
+            return self.position_bias[:length, :length]
+        return self._bias(positions, positions)  # (B, T, T): every sequence at its own positions
+
+    def _factors(self, length: int, positions):
+        """U, V of w = U V^T at the tokens' positions: (T, d'), or (B, T, d') with positions per sequence."""
+        if positions is None:
+            return self.position_bias_u[:length], self.position_bias_v[:length]
+        return self.position_bias_u[positions], self.position_bias_v[positions]
+
+    def _local_bias(self, length: int, positions) -> torch.Tensor:
+        # Only the band of w inside the window is ever formed: T*C*d' work, not T*T.
+        window = self.config.local_window
+        if self.config.position_bias_dim > 0:
+            return factorized_local_bias_blocks(*self._factors(length, positions), window, self.causal)
+        return local_bias_blocks(self._dense_bias(length, positions), window, self.causal)
+
+    def conv_kernel(self) -> torch.Tensor:
+        return reparameterize_conv_kernel(self.conv_weight, self.conv_gamma, self.conv_beta)
+
+    # --------------------------------------------------------------------------------------------------------
+    # The parallel form
+    # --------------------------------------------------------------------------------------------------------
+
+    def _parallel(self, q, k, v, attention_mask, grid, positions):
+        batch, length, _ = q.shape
+        if self.variant == "full":
+            if self.config.position_bias_dim > 0:  # w = U V^T formed a block of rows at a time, never kept whole
+                u, w_v = self._factors(length, positions)
+                return aft_full_factorized(q, k, v, u, w_v, self.causal, attention_mask)
+            return aft_full(q, k, v, self._dense_bias(length, positions), self.causal, attention_mask)
+        if self.variant == "local":
+            return aft_local_blocked(q, k, v, self._local_bias(length, positions), self.causal, attention_mask)
+        if self.variant == "simple":
+            return aft_simple(q, k, v, self.causal, attention_mask)
+        heads = (batch, length, self.num_heads, self.head_dim)
+        if self.spatial:
+            y = aft_conv2d(q.view(heads), k, v.view(heads), self.conv_kernel(), grid)
+        else:
+            y = aft_conv1d(q.view(heads), k, v.view(heads), self.conv_kernel(), self.causal, attention_mask)
+        return y.reshape(batch, length, -1)
+
+    def forward(self, hidden_states, attention_mask=None, grid=None, cache=None, positions=None):
+        """hidden_states (B, T, D); attention_mask (B, T) of the new tokens; positions (B, T) of each token among
+        the real tokens of its sequence, or None when they are 0..T-1 for every sequence."""
+        q = self.q_proj(hidden_states)  # (B, T, D)
+        k = self.k_proj(hidden_states)  # (B, T, D), or (B, T, H) for conv
+        v = self.v_proj(hidden_states)  # (B, T, D)
+        if cache is None:
+            y = self._parallel(q, k, v, attention_mask, grid, positions)
+        else:
+            state = self._read_state(cache)
+            if state is None:
+                y = self._parallel(q, k, v, attention_mask, grid, positions)
+                state = self._prefill_state(k, v, attention_mask)
+            else:
+                y, state = self._decode(q, k, v, attention_mask, state)
+            self._write_state(cache, state, new_tokens=q.shape[1])
+        return self.out_proj(y)  # (B, T, D)
+
+    # --------------------------------------------------------------------------------------------------------
+    # The recurrent form and its state
+    # --------------------------------------------------------------------------------------------------------
+
+    @property
+    def state_window(self) -> int:
+        """How many past keys the decoding state keeps beside its running sums (full: all of them)."""
+        if self.variant == "local":
+            return self.config.local_window - 1
+        if self.variant == "conv":
+            return self.config.conv_kernel_size - 1
+        return 0
+
+    def _keys(self, k):
+        """(..., H) or (..., D) keys to the layout of ops.aft_step: (..., H, 1) per head for conv, else unchanged."""
+        return k.unsqueeze(-1) if self.variant == "conv" else k
+
+    def _values(self, x):
+        return x.unflatten(-1, (self.num_heads, self.head_dim)) if self.variant == "conv" else x
+
+    def _prefill_state(self, k, v, attention_mask):
+        """The state after a prompt read by the parallel form: its real tokens, newest `state_window` in the window
+        and all older ones in the running sums (full: all of them in the window)."""
+        batch, length = k.shape[:2]
+        k, v = k.float(), v.float()
+        valid = torch.ones(batch, length, dtype=torch.bool, device=k.device)
+        if attention_mask is not None:
+            valid = attention_mask.bool()
+        count = valid.sum(dim=1)  # (B,)
+        if self.variant == "full":
+            return dict(keys=k, values=v, valid=valid, count=count, steps=length)
+        rank = torch.cumsum(valid.long(), dim=1) - 1  # (B, T): position among the real tokens
+        window = self.state_window
+        slot = rank - (count.unsqueeze(1) - window)  # (B, T): the window slot of each real token, < 0: older
+        in_window = valid & (slot >= 0)
+        older = valid & (slot < 0)
+        kk = self._keys(k)  # (B, T, H, 1) or (B, T, D)
+        vv = self._values(v)
+        if self.variant == "conv":  # heads lead, time second to last
+            running = running_sums(kk.transpose(1, 2), vv.transpose(1, 2), older.unsqueeze(1))
+        else:
+            running = running_sums(kk, vv, older)
+        index = torch.where(in_window, slot, torch.full_like(slot, window))  # everything else to a spare slot
+        packed = torch.cat([k, v, torch.ones_like(k[..., :1])], dim=-1)  # (B, T, Dk + D + 1)
+        buffer = packed.new_zeros(batch, window + 1, packed.shape[-1])
+        buffer.scatter_(1, index.unsqueeze(-1).expand_as(packed), packed)
+        buffer = buffer[:, :window]  # (B, s - 1, Dk + D + 1); the last channel marks filled slots
+        return dict(running=running, buffer=buffer, count=count, steps=length)
+
+    def _decode(self, q, k, v, attention_mask, state):
+        """Tokens one at a time against the state (prompts fed in pieces, and every generated token)."""
+        outputs = []
+        for t in range(q.shape[1]):
+            valid_t = None if attention_mask is None else attention_mask[:, t].bool()
+            y_t, state = self._step(q[:, t], k[:, t], v[:, t], valid_t, state)
+            outputs.append(y_t)
+        return torch.stack(outputs, dim=1).to(q.dtype), state
+
+    def _step(self, q, k, v, valid, state):
+        batch = q.shape[0]
+        q, k, v = q.float(), k.float(), v.float()
+        if valid is None:
+            valid = torch.ones(batch, dtype=torch.bool, device=q.device)
+        count = state["count"]  # (B,): the position of this token among the real ones
+        if self.config.has_absolute_positions:
+            _check_length(self.config, int(count.max()) + 1, what="sequence (prompt and generated tokens)")
+        if self.variant == "full":
+            keys = torch.cat([state["keys"], k.unsqueeze(1)], dim=1)  # (B, t + 1, D)
+            values = torch.cat([state["values"], v.unsqueeze(1)], dim=1)
+            seen = torch.cat([state["valid"], valid.unsqueeze(1)], dim=1)  # (B, t + 1)
+            key_positions = (torch.cumsum(seen.long(), dim=1) - 1).clamp_min(0)
+            bias = self._bias(count.unsqueeze(1), key_positions).squeeze(1)  # (B, t + 1)
+            y = aft_step(q, keys, values, bias, seen)
+            new_state = dict(keys=keys, values=values, valid=seen, count=count + valid.long(), steps=state["steps"] + 1)
+            return y, new_state
+
+        window = self.state_window
+        buffer = state["buffer"]  # (B, s - 1, Dk + D + 1)
+        dk = k.shape[-1]
+        current = torch.cat([k, v, valid.float().unsqueeze(-1)], dim=-1).unsqueeze(1)  # (B, 1, Dk + D + 1)
+        win = torch.cat([buffer, current], dim=1)  # (B, s, Dk + D + 1): the window, oldest first
+        win_k, win_v, win_valid = win[..., :dk], win[..., dk:-1], win[..., -1] > 0
+        offsets = torch.arange(window, -1, -1, device=q.device)  # t - t' of each window slot: s-1, ..., 0
+        if self.variant == "local":
+            key_positions = (count.unsqueeze(1) - offsets).clamp_min(0)  # (B, s)
+            bias = self._bias(count.unsqueeze(1), key_positions).squeeze(1)  # (B, s)
+            y = aft_step(q, win_k, win_v, bias, win_valid, state["running"])
+        elif self.variant == "conv":
+            bias = self.conv_kernel().float()[:, offsets]  # (H, s): kernel[h, j] is the bias of t' = t - j
+            y = aft_step(
+                self._values(q),
+                win_k.unsqueeze(-1).transpose(1, 2),  # (B, H, s, 1)
+                self._values(win_v).transpose(1, 2),  # (B, H, s, Dh)
+                bias,
+                win_valid.unsqueeze(1),
+                state["running"],
+            ).flatten(-2)
+        else:
+            y = aft_step(q, win_k, win_v, torch.zeros_like(win_valid, dtype=q.dtype), win_valid, state["running"])
+
+        # A real token enters the window and pushes its oldest key into the running sums; padding changes nothing.
+        leaving = win[:, 0]  # (B, Dk + D + 1)
+        leave_valid = valid & (leaving[:, -1] > 0)
+        leave_k, leave_v = self._keys(leaving[:, :dk]), self._values(leaving[:, dk:-1])
+        running = fold_running_sums(
+            state["running"], leave_k, leave_v, leave_valid.view(batch, *[1] * (leave_k.dim() - 2))
+        )
+        new_buffer = torch.where(valid.view(batch, 1, 1), win[:, 1:], buffer)
+        return y, dict(running=running, buffer=new_buffer, count=count + valid.long(), steps=state["steps"] + 1)
+
+    # Layout of the recurrent state in a transformers LinearAttentionLayer (config.number_of_conv_states slots):
+    # recurrent_states[0..2] hold num, den and max, recurrent_states[3] the (count, steps) of each sequence, and
+    # conv_states[0] the window (B, s - 1, Dk + D + 1) of keys, values and a flag for filled slots.
+    _NUM, _DEN, _MAX, _META = range(4)
+
+    def state_counts(self, cache):
+        """(count (B,), steps) of the state: real tokens read per sequence and time steps read; None if empty."""
+        if self.variant == "full":
+            if len(cache.layers) <= self.layer_idx or not cache.layers[self.layer_idx].is_initialized:
+                return None
+            keys = cache.layers[self.layer_idx].keys
+            return (keys[:, 0, :, -1] > 0).sum(1), keys.shape[-2]
+        layer = self._linear_layer(cache)
+        if not layer.has_previous_state[0]:
+            return None
+        meta = layer.recurrent_states[self._META]
+        return meta[:, 0], int(meta[0, 1])
+
+    def _read_state(self, cache):
+        counts = self.state_counts(cache)
+        if counts is None:
+            return None
+        count, steps = counts
+        layer = cache.layers[self.layer_idx]
+        if self.variant == "full":
+            keys, values = layer.keys[:, 0], layer.values[:, 0]  # (B, t, D + 1), (B, t, D)
+            return dict(keys=keys[..., :-1], values=values, valid=keys[..., -1] > 0, count=count, steps=steps)
+        states = layer.recurrent_states
+        running = (states[self._NUM], states[self._DEN], states[self._MAX])
+        if self.state_window > 0:
+            buffer = layer.conv_states[0]
+        else:
+            buffer = running[0].new_zeros(len(count), 0, self._keys_dim + self.config.hidden_size + 1)
+        return dict(running=running, buffer=buffer, count=count, steps=steps)
+
+    @property
+    def _keys_dim(self) -> int:
+        return self.num_heads if self.variant == "conv" else self.config.hidden_size
+
+    def _write_state(self, cache, state, new_tokens: int):
+        if self.variant == "full":
+            # The cache keeps keys with a last channel marking real tokens, so positions survive beam reordering.
+            new = slice(-new_tokens, None)
+            keys = torch.cat([state["keys"], state["valid"].unsqueeze(-1).float()], dim=-1)[:, new]
+            cache.update(keys.unsqueeze(1), state["values"][:, new].unsqueeze(1), self.layer_idx)
+            return
+        layer = self._linear_layer(cache)
+        steps = torch.full_like(state["count"], state["steps"])
+        slots = (*state["running"], torch.stack([state["count"], steps], dim=1))
+        for index, tensor in enumerate(slots):
+            if not layer.is_recurrent_states_initialized[index]:
+                layer.lazy_initialization(recurrent_states=tensor, state_idx=index)
+            layer.recurrent_states[index] = tensor
+        if self.state_window > 0:
+            if not layer.is_conv_states_initialized[0]:
+                layer.lazy_initialization(conv_states=state["buffer"])
+            layer.conv_states[0] = state["buffer"]
+        layer.has_previous_state[0] = True
+
+    def _linear_layer(self, cache):
+        layer = cache.layers[self.layer_idx] if len(cache.layers) > self.layer_idx else None
+        if not isinstance(layer, LinearAttentionCacheLayerMixin):
+            raise ValueError(
+                f"AFT-{self.variant} keeps a recurrent decoding state, but the cache's layer {self.layer_idx} is "
+                f"{type(layer).__name__}; pass DynamicCache(config=model.config) (or let generate() build it)."
+            )
+        return layer
+
+
+class AFTMLP(nn.Module):
+    def __init__(self, config: AFTConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class AFTBlock(GradientCheckpointingLayer):
+    """Pre-LN residual block: x + mixer(LN(x)), then x + MLP(LN(x)), as in GPT-2 and DeiT."""
+
+    def __init__(self, config: AFTConfig, layer_idx: int, spatial: bool = False):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.ln_1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mixer = AFTMixer(config, spatial=spatial, layer_idx=layer_idx)
+        self.ln_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = AFTMLP(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, attention_mask=None, grid=None, cache=None, positions=None):
+        mixed = self.mixer(self.ln_1(hidden_states), attention_mask, grid, cache=cache, positions=positions)
+        hidden_states = hidden_states + self.dropout(mixed)
+        return hidden_states + self.dropout(self.mlp(self.ln_2(hidden_states)))
+
+
+class AFTPreTrainedModel(PreTrainedModel):
+    config_class = AFTConfig
+    config: AFTConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["AFTBlock"]
+    _supports_sdpa = False
+
+    def _init_weights(self, module):
+        super()._init_weights(module)  # Linear, Embedding, LayerNorm
+        std = self.config.initializer_range
+        if isinstance(module, AFTMixer):
+            if hasattr(module, "position_bias_u"):
+                init.normal_(module.position_bias_u, mean=0.0, std=self.config.position_bias_init_std)
+                init.normal_(module.position_bias_v, mean=0.0, std=self.config.position_bias_init_std)
+            if hasattr(module, "position_bias"):
+                init.normal_(module.position_bias, mean=0.0, std=self.config.position_bias_init_std)
+            if hasattr(module, "conv_weight"):
+                init.normal_(module.conv_weight, mean=0.0, std=std)
+                # gamma = beta = 0: the kernel starts at 0 and AFT-conv at AFT-simple (Section 3.4).
+                init.zeros_(module.conv_gamma)
+                init.zeros_(module.conv_beta)
+        elif isinstance(module, AFTVisionEmbeddings):
+            if module.cls_token is not None:
+                init.trunc_normal_(module.cls_token, mean=0.0, std=std)
+            if module.position_embeddings is not None:
+                init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
+
+
+class AFTModel(AFTPreTrainedModel):
+    """The text backbone: token (and optional position) embeddings, the blocks, a final layer norm."""
+
+    def __init__(self, config: AFTConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.embed_positions = (
+            nn.Embedding(config.max_position_embeddings, config.hidden_size)
+            if config.text_position_embeddings
+            else None
+        )
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layers = nn.ModuleList([AFTBlock(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        cache=None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast | tuple:
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds.")
+        if input_ids is not None:
+            if input_ids.dim() != 2:
+                raise ValueError(f"input_ids must have shape (batch, sequence); got {tuple(input_ids.shape)}.")
+            if input_ids.is_floating_point():
+                raise TypeError(f"input_ids must hold integer token ids; got dtype {input_ids.dtype}.")
+            inputs_embeds = self.embed_tokens(input_ids)  # (B, T, D)
+        elif inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.hidden_size:
+            raise ValueError(
+                f"inputs_embeds must have shape (batch, sequence, {self.config.hidden_size}); "
+                f"got {tuple(inputs_embeds.shape)}."
+            )
+        batch, length = inputs_embeds.shape[:2]
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training
+        if not self.config.causal:
+            use_cache = False  # a bidirectional model has no decoding state
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        past = self.past_state_count(cache)  # (B,) real tokens already in the state, or None
+        attention_mask = _check_attention_mask(attention_mask, batch, length, past is not None)
+        positions = self._positions(attention_mask, past, position_ids, batch, length, inputs_embeds.device)
+        if positions is None:
+            _check_length(self.config, length)
+        else:
+            real = positions if attention_mask is None else positions.masked_fill(attention_mask == 0, 0)
+            _check_length(self.config, int(real.max()) + 1)
+        if attention_mask is not None and bool(attention_mask.all()):
+            attention_mask = None  # nothing padded: the unmasked path is cheaper
+
+        hidden_states = inputs_embeds
+        if self.embed_positions is not None:
+            index = positions if positions is not None else torch.arange(length, device=hidden_states.device)
+            hidden_states = hidden_states + self.embed_positions(index)
+        hidden_states = self.dropout(hidden_states)
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask, cache=cache, positions=positions)
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states + (hidden_states,)
+        hidden_states = self.norm(hidden_states)
+
+        output = BaseModelOutputWithPast(
+            last_hidden_state=hidden_states, cache=cache if use_cache else None, hidden_states=all_hidden_states
+        )
+        return output if return_dict else output.to_tuple()
+
+    def past_state_count(self, cache) -> torch.Tensor | None:
+        """How many real tokens of each sequence the cache's state has read (None: no state yet)."""
+        if cache is None or not self.layers:
+            return None
+        counts = self.layers[0].mixer.state_counts(cache)
+        return None if counts is None else counts[0]
+
+    def past_state_steps(self, cache) -> int:
+        """How many time steps (padding included) the cache's state has read."""
+        if cache is None or not self.layers:
+            return 0
+        counts = self.layers[0].mixer.state_counts(cache)
+        return 0 if counts is None else counts[1]
+
+    @staticmethod
+    def _positions(attention_mask, past, position_ids, batch, length, device):
+        """The position of every new token among the real tokens of its sequence; None when that is 0..T-1 for
+        every sequence (the shared, cheaper path)."""
+        if position_ids is not None:
+            positions = position_ids.expand(batch, length)
+        elif attention_mask is None and past is None:
+            return None
+        else:
+            mask = attention_mask if attention_mask is not None else torch.ones(batch, length, device=device)
+            positions = torch.cumsum(mask.long(), dim=1) - 1  # (B, T)
+            if past is not None:
+                positions = positions + past.unsqueeze(1)
+        positions = positions.clamp_min(0)
+        if past is None and bool((positions == torch.arange(length, device=device)).all()):
+            return None
+        return positions
+
+
+class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
+    """AFT language model: the text backbone and a linear head tied to the token embeddings."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    # A recurrent state cannot be rolled back to a shorter text, which assisted generation needs.
+    _is_stateful = True
+
+    def __init__(self, config: AFTConfig):
+        super().__init__(config)
+        if not config.causal:
+            raise ValueError(
+                "AFTForCausalLM needs a causal mixer, but the config has causal=False; set causal=True "
+                "(a bidirectional model would see the tokens it predicts)."
+            )
+        self.model = AFTModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def prepare_inputs_for_generation(
+        self, input_ids, next_sequence_length=None, cache=None, inputs_embeds=None, **kwargs
+    ):
+        # generate() cuts the input down to the unread tokens itself for key/value caches, but not for recurrent
+        # ones: when a generation continues from a returned state, hand the model only what the state has not read.
+        steps = self.model.past_state_steps(cache) if next_sequence_length is None and inputs_embeds is None else 0
+        if steps:
+            if input_ids.shape[1] <= steps:
+                raise ValueError(
+                    f"the cache has already read {steps} tokens but input_ids holds {input_ids.shape[1]}; pass the "
+                    "whole sequence (prompt and generated tokens) together with the cache returned for it."
+                )
+            next_sequence_length = input_ids.shape[1] - steps
+        return super().prepare_inputs_for_generation(
+            input_ids, next_sequence_length=next_sequence_length, cache=cache, inputs_embeds=inputs_embeds, **kwargs
+        )
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        cache=None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast | tuple:
+        r"""
+        labels: token ids of shape (batch, sequence); the model shifts them, -100 is ignored.
+        logits_to_keep: if an int n > 0, logits only for the last n positions (generation needs one); if a tensor,
+            the positions to keep.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            cache=cache,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        hidden_states = outputs.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, keep, :])  # (B, T_keep, vocab)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        output = CausalLMOutputWithPast(
+            loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class AFTVisionEmbeddings(nn.Module):
+    """DeiT-style patch embedding; a class token and position embeddings where the variant uses them."""
+
+    def __init__(self, config: AFTConfig):
+        super().__init__()
+        self.config = config
+        self.grid = (config.image_size // config.patch_size,) * 2
+        self.patch_embeddings = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        use_cls = config.image_pooling == "cls"
+        self.cls_token = nn.Parameter(torch.empty(1, 1, config.hidden_size)) if use_cls else None
+        tokens = config.num_patches + int(use_cls)
+        self.num_tokens = tokens
+        self.position_embeddings = (
+            nn.Parameter(torch.empty(1, tokens, config.hidden_size)) if config.image_position_embeddings else None
+        )
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        expected = (self.config.num_channels, self.config.image_size, self.config.image_size)
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
+            raise ValueError(
+                f"pixel_values has shape {tuple(pixel_values.shape)}; expected (batch, {expected[0]}, {expected[1]}, "
+                f"{expected[2]}). Resize the images with the model's image processor."
+            )
+        if not pixel_values.is_floating_point():
+            raise TypeError(f"pixel_values must be floating point; got {pixel_values.dtype} (use the image processor).")
+        pixel_values = pixel_values.to(self.patch_embeddings.weight.dtype)
+        x = self.patch_embeddings(pixel_values).flatten(2).transpose(1, 2)  # (B, N, D)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + N, D)
+        if self.position_embeddings is not None:
+            x = x + self.position_embeddings
+        return self.dropout(x)
+
+
+class AFTVisionModel(AFTPreTrainedModel):
+    """The image backbone: patch embeddings, bidirectional blocks (2-D AFT-conv on the patch grid), a final norm."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: AFTConfig):
+        super().__init__(config)
+        if config.causal:
+            raise ValueError(
+                "AFT image models mix bidirectionally, but the config has causal=True; "
+                "pass causal=False, or start from an image preset such as AFTConfig.from_preset('cpu-image-conv')."
+            )
+        self.embeddings = AFTVisionEmbeddings(config)
+        _check_length(config, self.embeddings.num_tokens, what="image")
+        self.layers = nn.ModuleList(
+            [AFTBlock(config, i, spatial=config.aft_variant == "conv") for i in range(config.num_hidden_layers)]
+        )
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.patch_embeddings
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        if pixel_values is None:
+            raise ValueError("pixel_values is required (batch, channels, height, width).")
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        hidden_states = self.embeddings(pixel_values)  # (B, N(+1), D)
+        grid = self.embeddings.grid
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, None, grid)
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states + (hidden_states,)
+        hidden_states = self.norm(hidden_states)
+        if self.config.image_pooling == "cls":
+            pooled = hidden_states[:, 0]  # (B, D)
+        else:
+            pooled = hidden_states.mean(dim=1)  # (B, D): global average pooling
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states, pooler_output=pooled, hidden_states=all_hidden_states
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class AFTForImageClassification(AFTPreTrainedModel):
+    """AFT image classifier (Section 4.1): the image backbone and a linear classifier of the pooled features."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: AFTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = AFTVisionModel(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.model(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self.classifier(outputs.pooler_output)  # (B, num_labels)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        output = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict else output.to_tuple()
+
+
+# `save_pretrained` writes an `auto_map` and copies this code next to the weights, so a saved folder also loads
+# with trust_remote_code=True where this package is not installed.
+AFTConfig.register_for_auto_class()
+AFTModel.register_for_auto_class("AutoModel")
+AFTForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+AFTForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+
+__all__ = [
+    "AFTPreTrainedModel",
+    "AFTModel",
+    "AFTForCausalLM",
+    "AFTVisionModel",
+    "AFTForImageClassification",
+    "AFTMixer",
+    "AFTBlock",
+]
