@@ -25,7 +25,7 @@ $(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
 
 # The main job, first contact with AFT: load the shipped checkpoints (pretrained/) through the Auto classes and
 # pipelines, stream generated text, classify test images, draw garments with the pixel LM, and measure each model's
-# metric again beside the recorded value (about a minute on 2 cores).
+# metric again beside the recorded value (about 15 seconds on 2 cores).
 demo: $(STAMP)
 	$(PY) -m training.showcase
 

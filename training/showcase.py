@@ -1,7 +1,7 @@
 # Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
 """First contact with AFT: load the shipped checkpoints (pretrained/) as any Hugging Face user would, and use them.
 
-    python -m training.showcase                       # `make demo`: about a minute on 2 CPU cores
+    python -m training.showcase                       # `make demo`: about 15 seconds on 2 CPU cores
     python -m training.showcase --prompt "Paris is" --max-new-tokens 400
 
 1. The byte-level AFT-local LM, through `pipeline("text-generation")`, streams a sampled continuation of a prompt.
