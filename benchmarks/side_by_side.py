@@ -14,7 +14,6 @@ ratio to the baseline. Writes JSON (benchmarks/results/side_by_side_<preset>.jso
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
