@@ -126,7 +126,7 @@ def plot_runs(runs: dict[str, str | os.PathLike], png_path: str | os.PathLike, t
                     merged[key] = points
             elif prefix in ("train", "eval") and name:
                 merged[f"{prefix}/{label}/{name}"] = points
-    panels = [(label, keys) for label, keys in split_panels(merged) if label != "learning rate" or keys]
+    panels = split_panels(merged)
     if not panels:
         raise ValueError(f"the runs {sorted(runs)} hold no loss or evaluation series to plot.")
     write_png_atomically(draw(merged, panels, title), Path(png_path))
