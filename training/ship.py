@@ -69,14 +69,15 @@ def check_same_batches(aft: dict, baseline: dict, aft_run: Path, baseline_run: P
         raise ShipError(f"{aft_run} must be the AFT run and {baseline_run} its --baseline run.")
 
 
-def speed_rows(speed_path: Path | None, preset: str) -> dict[str, dict]:
+def read_speed(speed_path: Path | None, preset: str) -> dict | None:
+    """benchmarks.side_by_side's JSON for the preset, its rows keyed by model; None without a file."""
     if speed_path is None:
-        return {}
+        return None
     data = json.loads(Path(speed_path).read_text())
     if data.get("preset") != preset:
         raise ShipError(f"{speed_path} measured preset {data.get('preset')!r}, not {preset!r}; run "
                         f"`python -m benchmarks.side_by_side --preset {preset}`.")
-    return {row["model"]: dict(row, command=data["command"], threads=data["threads"]) for row in data["rows"]}
+    return dict(data, rows={row["model"]: row for row in data["rows"]})
 
 
 def card_inputs(folder: Path) -> tuple[list[dict], dict]:
@@ -90,19 +91,20 @@ def card_inputs(folder: Path) -> tuple[list[dict], dict]:
     return results, dataset
 
 
-def comparison(aft: dict, baseline: dict, metric: str, speeds: dict, variant: str, baseline_name: str,
+def comparison(aft: dict, baseline: dict, metric: str, speed: dict | None, variant: str, baseline_name: str,
                plot: str) -> dict:
     spec = TASKS[metric]
     unit = spec["unit"]
+    speeds = speed["rows"] if speed else {}
 
     def row(name: str, results: dict | None, key: str) -> dict:
-        speed = speeds.get(key)
+        measured = speeds.get(key)
         return dict(
             model=name,
-            parameters=f"{(results['model']['parameters'] if results else speed['parameters']) / 1e6:.2f}M",
+            parameters=f"{(results['model']['parameters'] if results else measured['parameters']) / 1e6:.2f}M",
             metric=f"{results['metrics'][metric]:.4f}" if results else "not trained",
-            speed=f"{speed['units_per_second']:,.0f}" if speed else "",
-            ratio=f"{speed['speed_x_baseline']:.2f}x" if speed else "",
+            speed=f"{measured['units_per_second']:,.0f}" if measured else "",
+            ratio=f"{measured['speed_x_baseline']:.2f}x" if measured else "",
             seconds=format_duration(results["training"]["seconds"]) if results else "",
         )
 
@@ -111,7 +113,6 @@ def comparison(aft: dict, baseline: dict, metric: str, speeds: dict, variant: st
     rows += [row(f"{key.replace('aft-', 'AFT-')} (speed only)", None, key) for key in speeds
              if key.startswith("aft-") and key != f"aft-{variant}"]
     difference = aft["metrics"][metric] - baseline["metrics"][metric]
-    command = next(iter(speeds.values()))["command"] if speeds else None
     training = aft["training"]
     return dict(
         intro=(f"Trained by the same loop on the same batches, in the same order, for the same {training['steps']:,} "
@@ -123,8 +124,7 @@ def comparison(aft: dict, baseline: dict, metric: str, speeds: dict, variant: st
         speed_label=f"Training {unit}/s",
         rows=rows,
         note=(f"Training speed: the median optimizer step (forward, backward, AdamW) on the preset's batches, every "
-              f"model in turn in one process (`{command}`, {next(iter(speeds.values()))['threads']} threads). "
-              if speeds else "") +
+              f"model in turn in one process (`{speed['command']}`, {speed['threads']} threads). " if speed else "") +
              "Wall time: the whole run with its evaluations; the two runs shared this 2-core machine with other "
              "runs, so the speed column, measured side by side, is the one to compare.",
         plot=plot,
@@ -138,7 +138,7 @@ def ship(aft_run: Path, baseline_run: Path, name: str, speed: Path | None, out_r
     source = aft_run / "model"
     config = AFTConfig.from_pretrained(source)
     baseline_name = baseline["model"]["model_type"]
-    speeds = speed_rows(speed, aft["training"]["preset"])
+    speed_table = read_speed(speed, aft["training"]["preset"])
     results, dataset = card_inputs(source)
     with staged_folder(out_root / name) as tmp:
         for path in sorted(source.iterdir()):
@@ -148,12 +148,12 @@ def ship(aft_run: Path, baseline_run: Path, name: str, speed: Path | None, out_r
                    baseline_name: baseline_run / "metrics.jsonl"},
                   tmp / "comparison.png", f"{aft['training']['preset']}: AFT-{config.aft_variant} and {baseline_name}, "
                                           "same batches")
-        table, difference = comparison(aft, baseline, metric, speeds, config.aft_variant, baseline_name,
+        table, difference = comparison(aft, baseline, metric, speed_table, config.aft_variant, baseline_name,
                                        "comparison.png")
         shipped = dict(aft, comparison=dict(
             metric=metric, difference=difference, baseline=dict(model=baseline["model"], metrics=baseline["metrics"],
                                                                  training=baseline["training"]),
-            speed=speeds))
+            speed=speed_table))
         write_json_atomic(tmp / "results.json", shipped)
         sample = (tmp / "sample.txt").read_text() if (tmp / "sample.txt").is_file() else None
         write_model_card(tmp, task=TASKS[metric]["card_task"], config=config, results=results, dataset=dataset,
