@@ -3,8 +3,10 @@
 pixel for pixel, every error, and the processor saved with a classifier working in `pipeline`."""
 
 import gzip
+import io
 import os
 import pickle
+import re
 import struct
 import tarfile
 from pathlib import Path
@@ -320,13 +322,110 @@ def test_image_folder_errors(tmp_path, hf_cache):
     with pytest.raises(ValueError, match="zebra"):
         di.load_image_folder(tmp_path / "extra", 8)
     write_folder(tmp_path / "bad", {"train": {"a": [(4, 4)]}, "val": {"a": [(4, 4)]}})
-    (tmp_path / "bad" / "train" / "a" / "broken.png").write_bytes(b"not a png")
-    splits = di.load_image_folder(tmp_path / "bad", 4)
-    broken = splits.train.paths.index(str(tmp_path / "bad" / "train" / "a" / "broken.png"))
-    with pytest.raises(ValueError, match="broken.png"):
-        splits.train[broken]
     with pytest.raises(ValueError, match="image_size is required"):
         di.load_images(str(tmp_path / "bad"))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Damaged image files: found when the folder is opened, named, with the fix
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _encoded(fmt: str, size: tuple[int, int] = (40, 30), seed: int = 0) -> bytes:
+    """A whole image file in `fmt`, of smooth content plus noise (so that a JPEG has many bytes of scan data)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    array = np.stack([x * 255 // size[0], y * 255 // size[1], (x + y) * 127 // sum(size)], -1) + rng.normal(0, 20, (
+        size[1], size[0], 3))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), mode="RGB").save(buffer, fmt)
+    return buffer.getvalue()
+
+
+DAMAGED = {  # name: what the file holds
+    "cut.png": lambda: _encoded("PNG")[: len(_encoded("PNG")) * 2 // 3],  # a download cut short
+    "cut.jpg": lambda: _encoded("JPEG")[: len(_encoded("JPEG")) * 2 // 3],
+    "empty.png": lambda: b"",
+    "notes.jpg": lambda: b"a text file that only carries an image's name\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED))
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_damaged_file_stops_the_folder_when_it_is_opened_and_is_named(tmp_path, hf_cache, name, split):
+    write_folder(tmp_path / "img", {"train": {"a": [(6, 6)], "b": [(6, 6)]}, "val": {"a": [(6, 6)]}})
+    damaged = tmp_path / "img" / split / "a" / name
+    damaged.write_bytes(DAMAGED[name]())
+    with pytest.raises(di.UnreadableImageError) as error:
+        di.load_images(str(tmp_path / "img"), image_size=6)
+    message = str(error.value)
+    assert message.startswith("1 image file(s) cannot be read: ") and str(damaged) in message, message
+    assert "Remove or replace" in message and "\n" not in message
+    # Only the damaged file is named, and PIL's complaint comes with it.
+    assert message.count(str(tmp_path / "img")) == 1
+    reason = {"cut.png": "Truncated File Read", "cut.jpg": "image file is truncated", "empty.png": "an empty file",
+              "notes.jpg": "not an image file PIL can identify"}[name]
+    assert f"{damaged} (" in message and reason in message, message
+
+
+def test_every_damaged_file_is_named_at_once_up_to_five(tmp_path, hf_cache):
+    write_folder(tmp_path / "img", {"train": {"a": [(6, 6)], "b": [(6, 6)]}, "val": {"a": [(6, 6)]}})
+    for k in range(7):  # in both splits
+        folder = tmp_path / "img" / "train" / "b" if k % 2 else tmp_path / "img" / "val" / "a"
+        (folder / f"bad{k}.png").write_bytes(b"")
+    with pytest.raises(di.UnreadableImageError, match=r"^7 image file\(s\) cannot be read: .*; and 2 more\. "):
+        di.load_image_folder(tmp_path / "img", 6)
+
+
+def test_healthy_jpegs_pass_the_check_even_with_bytes_after_their_end(tmp_path, hf_cache):
+    layout = {"train": {"a": [(6, 6)], "b": [(6, 6)]}, "val": {"a": [(6, 6)]}}
+    write_folder(tmp_path / "img", layout)
+    whole = _encoded("JPEG", (12, 10))
+    (tmp_path / "img" / "train" / "a" / "photo.jpg").write_bytes(whole)
+    (tmp_path / "img" / "train" / "b" / "padded.jpg").write_bytes(whole + b"\0" * 32)  # some writers pad
+    for fmt in ("GIF", "BMP", "TIFF", "WEBP"):  # no cheap check: decoded whole, and they are whole
+        (tmp_path / "img" / "val" / "a" / f"other.{fmt.lower()}").write_bytes(_encoded(fmt, (8, 8)))
+    splits = di.load_image_folder(tmp_path / "img", 6)
+    assert len(splits.train) == 4 and len(splits.valid) == 5
+    assert all(splits.train[i][0].shape == (3, 6, 6) for i in range(4))
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "WEBP", "PNG", "JPEG"])
+def test_the_check_catches_a_cut_file_of_every_format(tmp_path, fmt):
+    whole = _encoded(fmt)
+    path = tmp_path / f"image.{fmt.lower()}"
+    path.write_bytes(whole)
+    assert di.check_image_file(path) is None
+    path.write_bytes(whole[: len(whole) * 9 // 10])
+    assert di.check_image_file(path) is not None
+
+
+def test_a_file_damaged_after_the_check_is_named_when_its_item_is_read(tmp_path, hf_cache):
+    write_folder(tmp_path / "img", {"train": {"a": [(6, 6)], "b": [(6, 6)]}, "val": {"a": [(6, 6)]}})
+    splits = di.load_image_folder(tmp_path / "img", 6)
+    path = splits.train.paths[0]
+    Path(path).write_bytes(Path(path).read_bytes()[:40])
+    with pytest.raises(di.UnreadableImageError, match=rf"^cannot read image {re.escape(path)} \(.+\); remove or "):
+        splits.train[0]
+
+
+def test_the_image_trainer_stops_at_a_damaged_file_before_its_first_step(tmp_path, hf_cache, capsys, monkeypatch):
+    from training import train_image
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    write_folder(tmp_path / "img", {"train": {"a": [(8, 8)] * 2, "b": [(8, 8)] * 2}, "val": {"a": [(8, 8)]}})
+    damaged = tmp_path / "img" / "val" / "a" / "cut.jpg"
+    damaged.write_bytes(DAMAGED["cut.jpg"]())
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        train_image.main(["--data", str(tmp_path / "img"), "--output-dir", str(out), "--max-steps", "2",
+                          "--batch-size", "2", "--no-progress", "--no-tensorboard", "--config-overrides",
+                          "num_hidden_layers=1,hidden_size=16,intermediate_size=32,num_heads=2,image_size=8,"
+                          "patch_size=4,num_channels=3"])
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after datasets' progress bars
+    assert exit_.value.code == 2 and line.startswith("error: 1 image file(s) cannot be read: "), line
+    assert str(damaged) in line and "image file is truncated" in line and "Remove or replace" in line
+    assert not (out / "metrics.jsonl").exists() and not (out / "checkpoints").exists()
 
 
 # ----------------------------------------------------------------------------------------------------------------
