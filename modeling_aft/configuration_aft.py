@@ -305,6 +305,18 @@ class AFTConfig(PreTrainedConfig):
         """Whether the model learns something per absolute position, which bounds the sequence length."""
         return self.aft_variant in ("full", "local") or bool(self.use_position_embeddings)
 
+    def position_table_bytes(self, element_size: int = 4) -> int:
+        """Bytes (float32 by default) of the tables the model learns per position, which grow with
+        max_position_embeddings T: the position bias of every layer of full and local (T x T dense, or U and V of
+        T x d') and text position embeddings (T x hidden_size). A dense bias grows as T^2: T = 20,000 is 1.6 GB a
+        layer."""
+        length = self.max_position_embeddings
+        per_layer = 0
+        if self.aft_variant in ("full", "local"):
+            per_layer = length * length if self.position_bias_dim == 0 else 2 * length * self.position_bias_dim
+        embeddings = length * self.hidden_size if self.text_position_embeddings else 0
+        return (per_layer * self.num_hidden_layers + embeddings) * element_size
+
     @property
     def image_pooling(self) -> str:
         if self.pooling is not None:

@@ -7,7 +7,13 @@ with its initialisation, the text backbone and its LM head, the image backbone a
 
 from __future__ import annotations
 
+import contextvars
+import json
+import os
+import re
+
 import torch
+from safetensors import safe_open
 from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -21,6 +27,7 @@ from transformers.modeling_outputs import (
     ImageClassifierOutput,
 )
 from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import cached_file
 
 from .configuration_aft import AFTConfig
 from .ops import (
@@ -386,6 +393,153 @@ class AFTBlock(GradientCheckpointingLayer):
         return hidden_states + self.dropout(self.mlp(self.ln_2(hidden_states)))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Loading: the config is checked against the checkpoint's tensor shapes before the model is built
+# ----------------------------------------------------------------------------------------------------------------
+
+# The checkpoint tensors whose size follows max_position_embeddings (whatever the class's key prefix).
+_POSITION_BIAS_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.mixer\.(position_bias_u|position_bias_v|position_bias)$")
+_POSITION_EMBEDDING_KEY = re.compile(r"(?:^|\.)embed_positions\.weight$")
+# What from_pretrained is loading, for the model's __init__: only there is the final config (config.json with the
+# caller's overrides) known, and only there can a wrong one be refused before any parameter exists.
+_LOADING: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aft_loading", default=None)
+
+
+def _with_variant(name: str, variant: str | None) -> str:
+    """model.safetensors -> model.{variant}.safetensors, as transformers names a weights variant."""
+    if not variant:
+        return name
+    parts = name.split(".")
+    return ".".join(parts[:-1] + [variant] + parts[-1:])
+
+
+def _locate(source: str, name: str, loading: dict) -> str | None:
+    """The local path of a checkpoint file, or None. Never downloads: from_pretrained has already fetched what it
+    loads into the cache, and a check that needed a download would cost more than the mistake it catches."""
+    subfolder = loading.get("subfolder") or ""
+    if os.path.isdir(source):
+        path = os.path.join(source, subfolder, name)
+        return path if os.path.isfile(path) else None
+    try:
+        return cached_file(
+            source, name, subfolder=subfolder, cache_dir=loading.get("cache_dir"),
+            revision=loading.get("revision"), local_files_only=True,
+            _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+        )
+    except Exception:  # not cached, gated, an odd repository id: leave every report to from_pretrained
+        return None
+
+
+def _checkpoint_shapes(loading: dict) -> dict[str, tuple[str, tuple[int, ...]]] | None:
+    """{key: (file name, shape)} of the checkpoint's position tensors, read from the safetensors headers alone (no
+    tensor data is read); None where there is nothing cheap to read (no safetensors file, a GGUF file, a corrupt
+    header), and from_pretrained reports what it finds itself."""
+    state_dict = loading.get("state_dict")
+    if state_dict is not None:
+        return {k: ("state_dict", tuple(v.shape)) for k, v in state_dict.items() if _is_position_key(k)}
+    source = loading.get("source")
+    if source is None or loading.get("gguf_file") or loading.get("use_safetensors") is False:
+        return None
+    source, variant = str(source), loading.get("variant")
+    single = _locate(source, _with_variant("model.safetensors", variant), loading)
+    if single is not None:
+        files = {os.path.basename(single): single}
+    else:
+        index_name = _with_variant("model.safetensors.index.json", variant)
+        index = _locate(source, index_name, loading)
+        if index is None:
+            return None
+        try:
+            with open(index, encoding="utf-8") as handle:
+                weight_map = json.load(handle)["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        wanted = sorted({name for key, name in weight_map.items() if _is_position_key(key)})
+        files = {name: _locate(source, name, loading) for name in wanted}
+        if None in files.values():
+            return None
+    shapes = {}
+    for name, path in files.items():
+        try:
+            with safe_open(path, framework="pt") as handle:
+                for key in handle.keys():
+                    if _is_position_key(key):
+                        shapes[key] = (name, tuple(handle.get_slice(key).get_shape()))
+        except Exception:  # a corrupt file: from_pretrained names it
+            return None
+    return shapes
+
+
+def _is_position_key(key: str) -> bool:
+    return bool(_POSITION_BIAS_KEY.search(key) or _POSITION_EMBEDDING_KEY.search(key))
+
+
+def _check_checkpoint_positions(config: AFTConfig, shapes: dict, ignore_mismatched_sizes: bool = False) -> None:
+    """Refuse a config whose position tables do not fit the checkpoint's: a wrong max_position_embeddings would
+    allocate its tables (T^2 for a dense bias) before transformers' size check fails, and a dense bias against a
+    factorised one (or the reverse) would be re-initialised at random with only a warning. With
+    ignore_mismatched_sizes=True a different length is the caller's choice (those tables start afresh); a different
+    layout is refused all the same, since no size is involved."""
+    length, rank = config.max_position_embeddings, config.position_bias_dim
+    resize = "or resize the weights to the new length with python -m conversion.resize_positions"
+    for key, (file, shape) in sorted(shapes.items()):
+        bias = _POSITION_BIAS_KEY.search(key)
+        if bias and config.aft_variant in ("full", "local") and len(shape) == 2:
+            dense = bias.group(2) == "position_bias"
+            if dense and rank > 0:
+                raise ValueError(
+                    f"the config says position_bias_dim={rank} (a factorised bias w = U V^T) but {file} holds the "
+                    f"dense bias {key} of shape {shape} (position_bias_dim=0); set position_bias_dim to 0 in "
+                    "config.json."
+                )
+            if not dense and rank == 0:
+                raise ValueError(
+                    f"the config says position_bias_dim=0 (a dense T x T bias) but {file} holds the factorised {key} "
+                    f"of shape {shape} (position_bias_dim={shape[1]}); set position_bias_dim to {shape[1]} in "
+                    "config.json."
+                )
+            if ignore_mismatched_sizes:
+                continue
+            if shape[0] != length:
+                raise ValueError(
+                    f"the config says max_position_embeddings={length} but {file} holds the position bias {key} for "
+                    f"{shape[0]} positions (shape {shape}); set max_position_embeddings to {shape[0]} in config.json, "
+                    f"{resize}."
+                )
+            if not dense and shape[1] != rank:
+                raise ValueError(
+                    f"the config says position_bias_dim={rank} but {file} holds {key} of shape {shape} "
+                    f"(position_bias_dim={shape[1]}); set position_bias_dim to {shape[1]} in config.json."
+                )
+        elif (_POSITION_EMBEDDING_KEY.search(key) and config.text_position_embeddings and len(shape) == 2
+              and shape[0] != length and not ignore_mismatched_sizes):
+            raise ValueError(
+                f"the config says max_position_embeddings={length} but {file} holds the position embeddings {key} "
+                f"for {shape[0]} positions (shape {shape}); set max_position_embeddings to {shape[0]} in config.json, "
+                f"{resize}."
+            )
+
+
+def _check_position_table_size(config: AFTConfig, limit: int | None) -> None:
+    """Refuse, before allocating, position tables larger than `limit` bytes: at such sizes a typo in
+    max_position_embeddings (or a dense bias asked for by position_bias_dim=0) is likelier than intent."""
+    size = config.position_table_bytes()
+    if limit is None or size <= limit:
+        return
+    if config.aft_variant not in ("full", "local"):
+        kind = "position embeddings"
+    elif config.position_bias_dim == 0:
+        kind = f"a dense T x T position bias (position_bias_dim=0) in each of {config.num_hidden_layers} layers"
+    else:
+        kind = f"position biases U, V of T x {config.position_bias_dim} in each of {config.num_hidden_layers} layers"
+    raise ValueError(
+        f"max_position_embeddings={config.max_position_embeddings} with {kind} needs {size / 1e9:.1f} GB of "
+        f"position tables (float32), above the limit of {limit / 1e9:.1f} GB; use a "
+        "smaller max_position_embeddings or a factorised bias (position_bias_dim > 0), or to build it anyway set "
+        "AFTPreTrainedModel.max_position_table_bytes higher (None lifts the limit)."
+    )
+
+
 class AFTPreTrainedModel(PreTrainedModel):
     config_class = AFTConfig
     config: AFTConfig
@@ -394,6 +548,35 @@ class AFTPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["AFTBlock"]
     _supports_sdpa = False
+    # The most bytes (float32) of position tables a model is built with (see AFTConfig.position_table_bytes); None
+    # lifts the limit. 4 GB is far above every preset (the largest, enwik8-local-32, has 50 MB) and well below what
+    # a mistyped max_position_embeddings, or a dense bias at a long length, would try to allocate.
+    max_position_table_bytes: int | None = 4_000_000_000
+
+    def __init__(self, config: AFTConfig, *inputs, **kwargs):
+        # Runs before any parameter exists (every subclass calls it first), on the final config.
+        loading = _LOADING.get()
+        if loading is not None and not loading["checked"]:
+            loading["checked"] = True  # the outer model checks; the backbone it builds inside has nothing to add
+            shapes = _checkpoint_shapes(loading)
+            if shapes:
+                _check_checkpoint_positions(config, shapes, bool(loading.get("ignore_mismatched_sizes")))
+        _check_position_table_size(config, self.max_position_table_bytes)
+        super().__init__(config, *inputs, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """transformers' from_pretrained, with the config checked against the checkpoint's position tensors (their
+        shapes, read from the safetensors headers) before the model is built: a wrong max_position_embeddings or
+        position_bias_dim is refused with the fix instead of allocating its tables first."""
+        names = ("subfolder", "variant", "cache_dir", "revision", "state_dict", "gguf_file", "use_safetensors",
+                 "ignore_mismatched_sizes")
+        loading = {"source": pretrained_model_name_or_path, "checked": False, **{k: kwargs.get(k) for k in names}}
+        token = _LOADING.set(loading)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        finally:
+            _LOADING.reset(token)
 
     def _init_weights(self, module):
         super()._init_weights(module)  # Linear, Embedding, LayerNorm

@@ -495,3 +495,175 @@ def test_generate_with_left_padding(variant):
         )
     assert torch.equal(generated[0, 9:], _greedy_reference(model, short, 6)[0][0, 4:])
     assert torch.equal(generated[1, 9:], _greedy_reference(model, long_, 6)[0][0, 9:])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading: a config that does not fit its weights is refused before the model is built
+# ----------------------------------------------------------------------------------------------------------------
+
+# Run in a child process, so that its peak memory is its own: from_pretrained under an address-space limit of 1 GB
+# above what the imports took (a regression fails on that limit instead of filling the machine), then the growth of
+# the peak resident size and the time taken.
+LOAD_PROBE = textwrap.dedent(
+    """
+    import json
+    import resource
+    import sys
+    import time
+
+    from modeling_aft import AFTForCausalLM
+
+    case = json.loads(sys.argv[1])
+    vm = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize:")).split()[1]) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, resource.RLIM_INFINITY))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    try:
+        model = AFTForCausalLM.from_pretrained(case["source"], **case.get("kwargs", {}))
+        error = None
+    except Exception as err:
+        error = f"{type(err).__name__}: {err}"
+    print(json.dumps({"error": error, "seconds": time.perf_counter() - start,
+                      "grown_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}))
+    """
+)
+
+
+def _probe_load(source, env=None, **kwargs):
+    run = subprocess.run([sys.executable, "-c", LOAD_PROBE, json.dumps({"source": str(source), "kwargs": kwargs})],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _edit_config(folder, **fields):
+    config = json.loads((folder / "config.json").read_text())
+    config.update(fields)
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+
+
+@pytest.mark.parametrize(
+    "saved, edits, shard, words",
+    [
+        # 50 million positions against weights for 64: U and V alone would be 3.2 GB.
+        ({}, dict(max_position_embeddings=50_000_000), None,
+         ["max_position_embeddings=50000000", "for 64 positions", "model.safetensors", "conversion.resize_positions"]),
+        # A dense 20,000 x 20,000 bias against factorised weights was built (1.6 GB a layer), left random, and loaded
+        # with a warning.
+        ({}, dict(max_position_embeddings=20_000, position_bias_dim=0), None,
+         ["position_bias_dim=0", "position_bias_u", "set position_bias_dim to 8"]),
+        # Shards: the index names the file that holds the bias.
+        ({}, dict(max_position_embeddings=50_000_000), "20KB",
+         ["max_position_embeddings=50000000", "model-0000", "for 64 positions"]),
+        # Position embeddings of an AFT-simple text model grow with the length too.
+        (dict(variant="simple", use_position_embeddings=True), dict(max_position_embeddings=40_000_000), None,
+         ["max_position_embeddings=40000000", "embed_positions.weight", "for 64 positions"]),
+    ],
+    ids=["too-long", "dense-against-factorised", "sharded", "position-embeddings"],
+)
+def test_a_config_that_does_not_fit_its_weights_is_refused_before_allocating(tmp_path, saved, edits, shard, words):
+    saved = dict(saved)
+    make_lm(saved.pop("variant", "local"), randomized=False, **saved).save_pretrained(
+        tmp_path, **({"max_shard_size": shard} if shard else {}))
+    if shard:
+        assert (tmp_path / "model.safetensors.index.json").is_file()
+    _edit_config(tmp_path, **edits)
+    result = _probe_load(tmp_path)
+    assert result["error"] is not None and result["error"].startswith("ValueError: "), result
+    for word in words:
+        assert word in result["error"], (word, result["error"])
+    assert result["grown_mb"] < 100, result  # before the check: 1.5 GB and more, for 6 to 19 seconds
+    assert result["seconds"] < 5, result
+
+
+def test_a_config_that_fits_its_weights_still_loads(tmp_path):
+    model = make_lm("local")
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    loaded = AFTForCausalLM.from_pretrained(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_the_check_reads_a_hub_repository_from_the_cache_after_download(tmp_path):
+    from tests.helpers import hub_env
+    from tests.hub_server import HubServer
+
+    folder = tmp_path / "model"
+    make_lm("local", randomized=False).save_pretrained(folder)
+    _edit_config(folder, max_position_embeddings=50_000_000)
+    upload = textwrap.dedent(
+        """
+        import sys
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo("tester/too-long")
+        api.upload_folder(repo_id="tester/too-long", folder_path=sys.argv[1])
+        """
+    )
+    with HubServer(user="tester") as hub:
+        run = subprocess.run([sys.executable, "-c", upload, str(folder)], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=300, env=hub_env(hub, tmp_path / "upload", hub.token))
+        assert run.returncode == 0, run.stderr[-4000:]
+        result = _probe_load("tester/too-long", env=hub_env(hub, tmp_path / "load", None))
+    assert result["error"] is not None and result["error"].startswith("ValueError: "), result
+    assert "max_position_embeddings=50000000" in result["error"] and "for 64 positions" in result["error"]
+    assert result["grown_mb"] < 100, result
+
+
+def test_ignore_mismatched_sizes_still_gives_a_classifier_a_new_head(tmp_path):
+    make_classifier("full").save_pretrained(tmp_path)
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        AFTForImageClassification.from_pretrained(tmp_path, num_labels=3)
+    model = AFTForImageClassification.from_pretrained(tmp_path, num_labels=3, ignore_mismatched_sizes=True)
+    assert model.classifier.weight.shape == (3, HIDDEN)
+
+
+def test_ignore_mismatched_sizes_lets_a_new_length_start_afresh_but_not_a_new_layout(tmp_path):
+    make_lm("local", randomized=False).save_pretrained(tmp_path)
+    _edit_config(tmp_path, max_position_embeddings=2 * MAX_POSITIONS)
+    with pytest.raises(ValueError, match="max_position_embeddings=128"):
+        AFTForCausalLM.from_pretrained(tmp_path)
+    model = AFTForCausalLM.from_pretrained(tmp_path, ignore_mismatched_sizes=True)
+    assert model.model.layers[0].mixer.position_bias_u.shape == (2 * MAX_POSITIONS, 8)
+    _edit_config(tmp_path, max_position_embeddings=MAX_POSITIONS, position_bias_dim=0)
+    with pytest.raises(ValueError, match="set position_bias_dim to 8"):
+        AFTForCausalLM.from_pretrained(tmp_path, ignore_mismatched_sizes=True)
+
+
+def test_position_tables_above_the_limit_are_refused_unless_the_limit_is_raised(monkeypatch):
+    from modeling_aft import AFTPreTrainedModel
+
+    config = AFTConfig.from_preset("cpu-text-full", **{**TEXT_KW, "position_bias_dim": 0})
+    assert config.position_table_bytes() == 2 * MAX_POSITIONS**2 * 4  # two dense 64 x 64 float32 biases
+    monkeypatch.setattr(AFTPreTrainedModel, "max_position_table_bytes", 30_000)
+    with pytest.raises(ValueError, match=r"needs 0\.0 GB .* above the limit") as info:
+        AFTForCausalLM(config)
+    assert "position_bias_dim=0" in str(info.value) and "max_position_table_bytes" in str(info.value)
+    monkeypatch.setattr(AFTPreTrainedModel, "max_position_table_bytes", None)
+    assert AFTForCausalLM(config).model.layers[1].mixer.position_bias.shape == (MAX_POSITIONS, MAX_POSITIONS)
+
+
+def test_the_default_limit_refuses_a_dense_bias_of_gigabytes_without_allocating_it():
+    # One dense 40,000 x 40,000 float32 bias is 6.4 GB; the refusal must come before the parameter exists (the child
+    # runs under an address-space limit, so that a regression fails there instead of filling the machine).
+    fields = {**TEXT_KW, "num_hidden_layers": 1, "position_bias_dim": 0, "max_position_embeddings": 40_000}
+    script = textwrap.dedent(
+        """
+        import json
+        import resource
+        import sys
+
+        from modeling_aft import AFTConfig, AFTForCausalLM
+
+        vm = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize:")).split()[1]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, resource.RLIM_INFINITY))
+        try:
+            AFTForCausalLM(AFTConfig.from_preset("cpu-text-full", **json.loads(sys.argv[1])))
+        except ValueError as err:
+            print(err)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script, json.dumps(fields)], cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "max_position_embeddings=40000" in run.stdout and "needs 6.4 GB" in run.stdout, run.stdout
