@@ -11,8 +11,8 @@ Causal forms sum over t' <= t only.
 
 Two algorithms compute the same sums:
 
-* The fast path (taken whenever the keys of every channel, with the biases, span less than 60 in float32 or 600 in
-  float64; see "The fast path" below): one reference per channel, so the sums are a batched matrix product over
+* The fast path (taken whenever the finite keys of every channel, with the biases, span less than 60 in float32 or 600
+  in float64; see "The fast path" below): one reference per sequence and channel, so the sums are a batched matrix product over
   the band of neighbouring blocks plus cumulative sums (AFT-full: block-triangular products with exp(w), and with
   w = U V^T formed a block of rows at a time by aft_full_factorized), and a hand-written backward that keeps only
   q, k, v and the bias (or its factors) for autograd.
@@ -33,6 +33,13 @@ How the blocked algorithm takes the sums, and why:
 * Nothing of size T*T*D or T*S*D is allocated: the rectangles are (C x C) bias matrices times (C x D) values.
 
 Inputs of half precision are computed in float32 (and autocast is switched off inside), then cast back.
+
+Non-finite keys: every maximum or minimum that picks a reference is taken per sequence and channel, so a NaN or inf
+in one sequence never reaches another. A key of -inf weighs exactly exp(-inf) = 0, as in Eq. 2, so a row that also
+sees a finite key gets the finite result; a row whose every visible key of a channel is -inf is 0/0 (NaN in the
+float64 reference; 0 here when the row also sees padding). A key of +inf or NaN makes the rows that see it NaN (inf /
+inf in Eq. 2) and, through the shared block sums, possibly other rows of its own sequence, never of another.
+Empty inputs (B = 0 or T = 0) give an empty output of the right shape.
 """
 
 from __future__ import annotations
@@ -154,13 +161,30 @@ def _masked_values(v: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     return v if valid is None else torch.where(valid, v, torch.zeros_like(v))
 
 
+def _key_floor(kappa: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., 1, Dk): per sequence and channel, a key _MASKED_KEY_OFFSET below the smallest finite real key of that
+    row (kappa (..., T, Dk), T > 0). Per row, so that a NaN or inf of one sequence never moves another's floor; a row
+    without any finite real key gets -_MASKED_KEY_OFFSET."""
+    usable = torch.isfinite(kappa) if valid is None else valid & torch.isfinite(kappa)  # padding may hold NaN
+    low = torch.where(usable, kappa, torch.full_like(kappa, math.inf)).amin(dim=-2, keepdim=True)
+    return torch.where(torch.isfinite(low), low, torch.zeros_like(low)) - _MASKED_KEY_OFFSET
+
+
 def _masked_keys(kappa: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """Replace padded keys by a key far below every real key (finite, gradient-free)."""
+    """Replace padded keys by a key far below every real key of their row (finite, gradient-free)."""
     if valid is None:
         return kappa
-    real = torch.where(valid, kappa.detach(), torch.zeros_like(kappa))  # padded keys may hold anything, even NaN
-    floor = real.amin() - _MASKED_KEY_OFFSET
-    return torch.where(valid, kappa, floor)
+    return torch.where(valid, kappa, _key_floor(kappa.detach(), valid))
+
+
+def _no_tokens(q: torch.Tensor, *inputs: torch.Tensor | None) -> torch.Tensor:
+    """Y for B = 0 or T = 0 (where every reduction over time would fail on the empty axis): empty, of q's shape and
+    dtype, and still reaching every input in autograd, so that backward gives them zero gradients rather than none."""
+    y = q * 0
+    for x in inputs:
+        if x is not None:
+            y = y + x.sum() * 0  # a 0-dim term: y keeps q's shape and dtype
+    return y
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -174,8 +198,10 @@ def _rectangle(bias: torch.Tensor, kappa: torch.Tensor, v: torch.Tensor):
     bias (..., R, K) pairwise bias, kappa (..., K, Dk) keys (Dk = D, or 1 for a key shared by a head), v (..., K, D).
     Returns num, den of shape (..., R, D) / (..., R, Dk) relative to exp(m), and m (..., R, Dk).
     """
-    b_max = bias.amax(dim=-1, keepdim=True)  # (..., R, 1)
-    k_max = kappa.amax(dim=-2, keepdim=True)  # (..., 1, Dk)
+    # A block whose keys (or biases) are all -inf has max -inf, and exp(-inf - -inf) is NaN: clamped to the empty
+    # triple's max, its exponentials are exactly 0 and it adds nothing, as Eq. 2 says.
+    b_max = bias.amax(dim=-1, keepdim=True).clamp_min(_EMPTY_MAX)  # (..., R, 1)
+    k_max = kappa.amax(dim=-2, keepdim=True).clamp_min(_EMPTY_MAX)  # (..., 1, Dk)
     weights = torch.exp(bias - b_max)  # (..., R, K), every entry <= 1
     e = torch.exp(kappa - k_max)  # (..., K, Dk), every entry <= 1, the largest key gives 1
     num = weights @ (e * v)  # (..., R, D)
@@ -208,7 +234,7 @@ def _inclusive_scan(n, z, m, dim: int):
 
 def _block_sums(kappa_blocks, v_blocks):
     """Per block of keys: sums relative to the block's own maximum. (..., nb, C, Dk) -> (..., nb, Dk) etc."""
-    m = kappa_blocks.amax(dim=-2)  # (..., nb, Dk)
+    m = kappa_blocks.amax(dim=-2).clamp_min(_EMPTY_MAX)  # (..., nb, Dk); a block of -inf keys sums to 0, not NaN
     e = torch.exp(kappa_blocks - m.unsqueeze(-2))  # (..., nb, C, Dk)
     return (e * v_blocks).sum(dim=-2), e.sum(dim=-2), m
 
@@ -363,7 +389,7 @@ def _banded(q, kappa, v, near_bias, causal: bool, valid, block: int):
     q, kappa, v, valid = _padded_to_blocks(q, kappa, v, valid, block)
     kb = _to_blocks(kappa, block)  # (..., nb, C, Dk)
     vb = _to_blocks(v, block)  # (..., nb, C, D)
-    outside = kappa.detach().amin() - _MASKED_KEY_OFFSET  # the key of positions beyond the sequence
+    outside = _key_floor(kappa.detach()).unsqueeze(-3)  # (..., 1, 1, Dk): the key of positions beyond the sequence
     b_ub = near_bias.amax(dim=-1, keepdim=True).clamp_min(0)  # (..., nb, C, 1): keys beyond have bias 0
     if causal:
         k_ub = torch.cummax(kappa, dim=-2).values  # (..., T, Dk)
@@ -512,20 +538,35 @@ _FAST_PATH = True  # tests switch it off to run the blocked algorithm on ordinar
 _FAST_PATH_NOTICE = [True]  # emptied when the fallback has been announced
 
 
-def _fast_references(kappa, band, valid, dense: bool = False, extra_spread=None):
-    """Per channel key reference (..., 1, Dk) and bias reference (a 0-dim tensor; for a band >= 0, since keys beyond
-    the band have bias 0), or None unless every exponent lies within _FAST_RANGE of them."""
-    if not _FAST_PATH or kappa.shape[-2] == 0:
-        return None
-    limit = _FAST_RANGE[kappa.dtype]
+def _key_range(kappa, valid):
+    """Per sequence and channel (..., 1, Dk): the largest and smallest real key, 0 and 0 for a row without any."""
     if valid is None:
         k_hi, k_lo = kappa.amax(dim=-2, keepdim=True), kappa.amin(dim=-2, keepdim=True)
     else:
         k_hi = torch.where(valid, kappa, torch.full_like(kappa, -math.inf)).amax(dim=-2, keepdim=True)
         k_lo = torch.where(valid, kappa, torch.full_like(kappa, math.inf)).amin(dim=-2, keepdim=True)
-        seen = valid.any(dim=-2, keepdim=True)  # a sequence without any real key has no range
-        k_hi, k_lo = torch.where(seen, k_hi, torch.zeros_like(k_hi)), torch.where(seen, k_lo, torch.zeros_like(k_lo))
-    spread = (k_hi - k_lo).amax()
+    seen = torch.isfinite(k_hi) & torch.isfinite(k_lo)  # False for a row without any real key, and for NaN / inf
+    if bool(seen.all()):
+        return k_hi, k_lo
+    # Some row holds a non-finite key (or none): the range of its finite keys alone. A -inf key weighs exp(-inf) = 0
+    # whatever the reference; a NaN or +inf one makes its own rows NaN, as in Eq. 2, and no other row.
+    usable = torch.isfinite(kappa) if valid is None else valid & torch.isfinite(kappa)
+    k_hi = torch.where(usable, kappa, torch.full_like(kappa, -math.inf)).amax(dim=-2, keepdim=True)
+    k_lo = torch.where(usable, kappa, torch.full_like(kappa, math.inf)).amin(dim=-2, keepdim=True)
+    seen = usable.any(dim=-2, keepdim=True)
+    return torch.where(seen, k_hi, torch.zeros_like(k_hi)), torch.where(seen, k_lo, torch.zeros_like(k_lo))
+
+
+def _fast_references(kappa, band, valid, dense: bool = False, extra_spread=None):
+    """Per sequence and channel key reference (..., 1, Dk), the largest finite real key, and bias reference (a 0-dim
+    tensor; for a band >= 0, since keys beyond the band have bias 0), or None unless every exponent of a finite key
+    lies within _FAST_RANGE of them. Which path runs is decided for the whole batch, but each row only ever reads
+    its own reference."""
+    if not _FAST_PATH or kappa.shape[-2] == 0:
+        return None
+    limit = _FAST_RANGE[kappa.dtype]
+    k_hi, k_lo = _key_range(kappa, valid)
+    spread = (k_hi - k_lo).amax()  # the widest row: the path is one for all rows
     if extra_spread is not None:  # biases known only by a bound
         spread = spread + extra_spread
     if band is None:
@@ -536,7 +577,7 @@ def _fast_references(kappa, band, valid, dense: bool = False, extra_spread=None)
     else:
         w_ref = band.amax().clamp_min(0)
         spread = spread + w_ref - band.amin().clamp_max(0)
-    if not bool(spread < limit):  # False for NaN and inf too: those take the blocked path
+    if not bool(spread < limit):  # False for NaN and inf (of the biases) too: those take the blocked path
         if _FAST_PATH_NOTICE and bool(torch.isfinite(spread)):
             _FAST_PATH_NOTICE.pop()
             logger.warning(
@@ -914,6 +955,8 @@ def aft_local_blocked(q, k, v, near_bias, causal: bool = False, key_padding_mask
             f"{expected[0]}, {expected[1]}, {expected[2]}); build it with local_bias_blocks or "
             "factorized_local_bias_blocks."
         )
+    if q.numel() == 0:
+        return _no_tokens(q, k, v, near_bias)
     dtype = _compute_dtype(q, k, v, near_bias)
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qf, kf, vf, bias = q.to(dtype), k.to(dtype), v.to(dtype), near_bias.to(dtype)
@@ -929,6 +972,9 @@ def aft_local(q, k, v, w, window, causal: bool = False, key_padding_mask=None):
     _check_qkv(q, k, v)
     _check_square_bias(w, q.shape[1], q.shape[0])
     window = _check_window(window)
+    if q.numel() == 0:
+        _check_mask(key_padding_mask, q.shape[0], q.shape[1])
+        return _no_tokens(q, k, v, w)
     return aft_local_blocked(q, k, v, local_bias_blocks(w, window, causal), causal, key_padding_mask)
 
 
@@ -937,6 +983,8 @@ def aft_simple(q, k, v, causal: bool = False, key_padding_mask=None):
     _check_qkv(q, k, v)
     batch, length, _ = q.shape
     valid = _check_mask(key_padding_mask, batch, length)
+    if q.numel() == 0:
+        return _no_tokens(q, k, v)
     dtype = _compute_dtype(q, k, v)
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
@@ -984,6 +1032,8 @@ def aft_full(q, k, v, w, causal: bool = False, key_padding_mask=None):
     batch, length, _ = q.shape
     _check_square_bias(w, length, batch)
     valid = _check_mask(key_padding_mask, batch, length)
+    if q.numel() == 0:
+        return _no_tokens(q, k, v, w)
     dtype = _compute_dtype(q, k, v, w)
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qf, kf, vf, wf = q.to(dtype), k.to(dtype), v.to(dtype), w.to(dtype)
@@ -1012,6 +1062,8 @@ def aft_full_factorized(q, k, v, u, w_v, causal: bool = False, key_padding_mask=
             f"{tuple(u.shape)} and {tuple(w_v.shape)}."
         )
     valid = _check_mask(key_padding_mask, batch, length)
+    if q.numel() == 0:
+        return _no_tokens(q, k, v, u, w_v)
     dtype = _compute_dtype(q, k, v, u, w_v)
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qf, kf, vf, uf, wf = q.to(dtype), k.to(dtype), v.to(dtype), u.to(dtype), w_v.to(dtype)
@@ -1075,6 +1127,8 @@ def aft_conv1d(q, k, v, kernel, causal: bool = False, key_padding_mask=None):
     if not causal and size % 2 == 0:
         raise ValueError(f"a bidirectional AFT-conv kernel must have an odd size to be centred; got S = {size}.")
     valid = _check_mask(key_padding_mask, batch, length)
+    if q.numel() == 0 or k.numel() == 0:
+        return _no_tokens(q, k, v, kernel)
     dtype = _compute_dtype(q, k, v, kernel)
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         qh = q.to(dtype).transpose(1, 2)  # (B, H, T, Dh)
@@ -1108,6 +1162,8 @@ def aft_conv2d(q, k, v, kernel, grid):
     if len(grid) != 2 or int(grid[0]) * int(grid[1]) != tokens:
         raise ValueError(f"grid {tuple(grid)} does not hold the N = {tokens} tokens; pass (gh, gw) with gh * gw = N.")
     gh, gw = int(grid[0]), int(grid[1])
+    if q.numel() == 0 or k.numel() == 0:
+        return _no_tokens(q, k, v, kernel)
     dtype = _compute_dtype(q, k, v, kernel)
     with torch.autocast(device_type=q.device.type, enabled=False):  # sums in float32 or float64
         kf, vf, kw = k.to(dtype), v.to(dtype), kernel.to(dtype)
@@ -1172,7 +1228,7 @@ def running_sums(kappa, v, valid=None):
         return empty_running_sums(
             v.shape[:-2] + v.shape[-1:], kappa.shape[:-2] + kappa.shape[-1:], kappa.device, kappa.dtype
         )
-    m = kappa.amax(dim=-2)  # (..., Dk)
+    m = kappa.amax(dim=-2).clamp_min(_EMPTY_MAX)  # (..., Dk); keys all -inf (or masked) sum to 0, not NaN
     e = torch.exp(kappa - m.unsqueeze(-2))  # (..., T, Dk)
     if valid is not None:
         e = e * valid.unsqueeze(-1)
@@ -1200,7 +1256,7 @@ def aft_step(q, kappa, v, bias, valid, running=None):
     """
     scores = bias.unsqueeze(-1) + kappa  # (..., s, Dk)
     scores = torch.where(valid.unsqueeze(-1), scores, torch.full_like(scores, _EMPTY_MAX))
-    m = scores.amax(dim=-2) if scores.shape[-2] > 0 else torch.full_like(kappa[..., 0, :], _EMPTY_MAX)
+    m = scores.amax(dim=-2) if scores.shape[-2] > 0 else scores.new_full(scores[..., 0, :].shape, _EMPTY_MAX)
     if running is not None:
         m = torch.maximum(m, running[2])
     e = torch.exp(scores - m.unsqueeze(-2)) * valid.unsqueeze(-1)  # (..., s, Dk)

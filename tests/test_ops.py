@@ -745,6 +745,119 @@ def test_huge_padded_keys(op, causal):
 
 
 # --------------------------------------------------------------------------- #
+# Non-finite keys: each sequence keeps its own references.
+# --------------------------------------------------------------------------- #
+# Left padding too: under causal masking its rows see only padding first, then real keys.
+OP_MODES_ANY_PADDING = [(op, c, side) for op, c in OP_MODES for side in (None, "left", "right")
+                        if op != "conv2d" or side is None]
+
+
+def _poison_case(op, causal, side):
+    """Three sequences of 40 tokens (conv2d: a 5 x 8 grid), float64; sequences 0 and 2 padded on `side`."""
+    if op == "conv2d":
+        case = Case("conv2d", 3, 40, 3, H=2, S=3, grid=(5, 8), seed=41)
+    else:
+        case = small_case(op, causal=causal, pad=side, B=3, T=40, seed=41)
+    q, k, v, bias, _ = make_inputs(case, dtype=F64)
+    mask = None if side is None else explicit_mask([3, 0, 5], case.T, side)
+    return case, q, k, v, bias, mask
+
+
+@pytest.mark.parametrize("op_mode", OP_MODES_ANY_PADDING, ids=op_mode_id)
+@pytest.mark.parametrize("poison", ["nan", "+inf", "-inf"])
+def test_a_non_finite_key_stays_in_its_sequence(op_mode, poison, path):
+    """A NaN or inf key in sequence 0 leaves sequences 1 and 2 as they are without sequence 0: every maximum or
+    minimum that picks a reference (the padding floor included) is per sequence and channel. Sequence 0 itself may
+    be NaN for NaN and +inf (inf / inf in Eq. 2, NaN in the reference too); -inf is checked further below."""
+    op, causal, side = op_mode
+    case, q, k, v, bias, mask = _poison_case(op, causal, side)
+    k[0, 20] = float(poison)
+    got = run_op(case, q, k, v, bias, mask)
+    alone = run_op(case, q[1:], k[1:], v[1:], bias, None if mask is None else mask[1:])
+    assert_close(got[1:], alone, TOL_F64)
+
+
+@pytest.mark.parametrize("op_mode", OP_MODES_ANY_PADDING, ids=op_mode_id)
+def test_minus_infinite_keys_weigh_nothing(op_mode, path):
+    """exp(-inf) = 0: a row that also sees a finite key gets the float64 reference's finite value, and so do the
+    gradients, on both paths. Sequence 0 has a whole 16-key block of -inf (a block maximum of -inf) and a lone
+    -inf key, sequence 1 one -inf key; each sequence's first keys stay finite, so every row sees a finite key."""
+    op, causal, side = op_mode
+    case, q, k, v, bias, mask = _poison_case(op, causal, side)
+    k[0, 16:32] = -math.inf
+    k[0, 9] = -math.inf
+    k[1, 30] = -math.inf
+    inputs = [x.clone().requires_grad_(True) for x in (q, k, v) + ((bias,) if bias is not None else ())]
+    weights = randn(q.shape, generator(42), F64)
+
+    def value_and_grads(fn, xs):
+        out = fn(*xs[:3], xs[3] if len(xs) > 3 else None, mask)
+        (out * weights).sum().backward()
+        grads = [x.grad.clone() for x in xs]
+        for x in xs:
+            x.grad = None
+        return out, grads
+
+    got, got_grads = value_and_grads(lambda *a: run_op(case, *a), inputs)
+    expected, expected_grads = value_and_grads(lambda *a: run_ref(case, *a), inputs)
+    assert_close(got, expected, TOL_F64, rows=mask)
+    for name, g_got, g_exp in zip("qkvb", got_grads, expected_grads):
+        assert torch.isfinite(g_exp).all(), name  # the reference is finite: the test compares numbers
+        assert_close(g_got, g_exp, 1e-8)
+
+
+def test_minus_infinite_keys_in_full_from_factors():
+    """aft_full_factorized (the models' AFT-full) too: a -inf key weighs 0, a NaN stays in its sequence."""
+    g = generator(43)
+    B, T, D, d = 3, 40, 4, 5
+    q, k, v = (randn((B, T, D), g, F64) for _ in range(3))
+    u, w_v = (0.3 * randn((T, d), g, F64) for _ in range(2))
+    k[0, 16:32] = -math.inf
+    k[1, 5] = -math.inf
+    for causal in (False, True):
+        expected = ref.ref_full(q, k, v, u @ w_v.T, causal)
+        assert_close(ops.aft_full_factorized(q, k, v, u, w_v, causal), expected, TOL_F64)
+        poisoned = k.clone()
+        poisoned[0, 3] = math.nan
+        got = ops.aft_full_factorized(q, poisoned, v, u, w_v, causal)
+        assert_close(got[1:], expected[1:], TOL_F64)
+
+
+# --------------------------------------------------------------------------- #
+# Empty inputs: B = 0 or T = 0.
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("op_mode", OP_MODES_PADDED, ids=op_mode_id)
+@pytest.mark.parametrize("B, T", [(2, 0), (0, 9), (0, 0)])
+def test_empty_inputs_give_empty_outputs(op_mode, B, T, path):
+    """No sequence, or sequences without a token: an empty Y of the right shape and dtype, and backward gives every
+    input a zero gradient of its shape (no reduction over an empty axis fails)."""
+    op, causal, side = op_mode
+    if op == "conv2d":
+        case = Case("conv2d", B, T, 3, H=2, S=3, grid=(3, 3) if T else (0, 4), seed=44)
+    else:
+        case = small_case(op, causal=causal, B=B, T=T, seed=44)
+    q, k, v, bias, _ = make_inputs(case)
+    mask = None if side is None else torch.ones(B, T, dtype=torch.bool)
+    inputs = [x.requires_grad_(True) for x in (q, k, v) + ((bias,) if bias is not None else ())]
+    out = run_op(case, *inputs[:3], bias, mask)
+    assert out.shape == q.shape and out.dtype == q.dtype
+    out.sum().backward()
+    for x in inputs:
+        assert x.grad is not None and x.grad.shape == x.shape and not x.grad.any()
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
+@pytest.mark.parametrize("B, T", [(2, 0), (0, 9)])
+def test_empty_inputs_of_the_models_forms(causal, B, T):
+    """The forms the models call: AFT-full from its factors and AFT-local from its band (built for T = 0 too)."""
+    q = torch.randn(B, T, 4)
+    u, w_v = torch.randn(T, 2), torch.randn(T, 2)
+    assert ops.aft_full_factorized(q, q, q, u, w_v, causal).shape == (B, T, 4)
+    band = ops.factorized_local_bias_blocks(u, w_v, 3, causal)
+    assert ops.aft_local_blocked(q, q, q, band, causal).shape == (B, T, 4)
+
+
+# --------------------------------------------------------------------------- #
 # bfloat16.
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("op_mode", OP_MODES_PADDED, ids=op_mode_id)

@@ -69,11 +69,21 @@ def test_biases_count_towards_the_range(taken):
     assert taken == [True, False]
 
 
-def test_non_finite_keys_take_the_blocked_path(taken):
-    q, k, v = _inputs(1, 8, 2, 5)
-    k[0, 3, 1] = float("nan")
-    ops.aft_simple(q, k, v, causal=True)
-    assert taken == [False]
+def test_non_finite_keys_do_not_decide_the_path(taken):
+    """The range is that of the finite keys: a NaN (or inf) key in one sequence neither sends the whole batch to
+    the blocked algorithm nor reaches the other sequence, whose reference is its own largest finite key; -inf keys
+    (weight exp(-inf) = 0) give the float64 reference."""
+    q, k, v = _inputs(2, 40, 2, 5)
+    alone = ops.aft_simple(q[1:], k[1:], v[1:], causal=True)
+    poisoned = k.clone()
+    poisoned[0, 3, 1] = float("nan")
+    got = ops.aft_simple(q, poisoned, v, causal=True)
+    assert torch.isnan(got[0, 3:, 1]).all() and torch.equal(got[1:], alone)
+    k[1, 7:30, 0] = -float("inf")
+    _close(ops.aft_simple(q, k, v, causal=True), ref.ref_simple(q, k, v, causal=True), 1e-5)
+    k[1, 2, 1] = 100.0  # finite keys beyond the range still decide it
+    _close(ops.aft_simple(q, k, v, causal=True), ref.ref_simple(q, k, v, causal=True), 1e-5)
+    assert taken == [True, True, True, False]
 
 
 # --------------------------------------------------------------------------- #
