@@ -1256,7 +1256,8 @@ def aft_step(q, kappa, v, bias, valid, running=None):
     """
     scores = bias.unsqueeze(-1) + kappa  # (..., s, Dk)
     scores = torch.where(valid.unsqueeze(-1), scores, torch.full_like(scores, _EMPTY_MAX))
-    m = scores.amax(dim=-2) if scores.shape[-2] > 0 else scores.new_full(scores[..., 0, :].shape, _EMPTY_MAX)
+    m = scores.amax(dim=-2) if scores.shape[-2] > 0 else scores.new_full(scores.shape[:-2] + scores.shape[-1:],
+                                                                          _EMPTY_MAX)
     if running is not None:
         m = torch.maximum(m, running[2])
     e = torch.exp(scores - m.unsqueeze(-2)) * valid.unsqueeze(-1)  # (..., s, Dk)

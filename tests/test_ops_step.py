@@ -98,3 +98,56 @@ def test_a_step_with_no_key_gives_zero():
     k, v = torch.randn(2, 3, 4, dtype=F64), torch.randn(2, 3, 4, dtype=F64)
     y = ops.aft_step(q, k, v, torch.zeros(2, 3, dtype=F64), torch.zeros(2, 3, dtype=torch.bool))
     assert torch.equal(y, torch.zeros_like(y))
+
+
+def _steps_with_prefix(q, k, v, bias_of, window):
+    """As _step_by_step, but the keys before the window summed at once by running_sums (as a prompt's state is)."""
+    B, T, D = q.shape
+    outputs = []
+    for t in range(T):
+        start = max(0, t - window + 1)
+        running = ops.running_sums(k[:, :start], v[:, :start])
+        keys = torch.arange(start, t + 1)
+        valid = torch.ones(B, len(keys), dtype=torch.bool)
+        outputs.append(ops.aft_step(q[:, t], k[:, keys], v[:, keys], bias_of(t, keys), valid, running))
+    return torch.stack(outputs, dim=1)
+
+
+@pytest.mark.parametrize("window", [1, 3, 40])
+def test_minus_infinite_keys_weigh_nothing_in_the_steps(window):
+    """exp(-inf) = 0 in the window, in the folded running sums and in running sums taken at once (where keys that
+    are all -inf sum to nothing, not to exp(-inf - -inf) = NaN). Sequence 0's first 10 keys are -inf, so its rows
+    from 10 on see a finite key (rows before see none: 0/0, NaN in the reference too, not compared)."""
+    q, k, v, g = _inputs(4, B=3)
+    w = 2.0 * torch.randn(q.shape[1], q.shape[1], generator=g, dtype=F64)
+    k[0, :10] = -float("inf")  # longer than the window: running sums of -inf keys alone
+    k[1, 4:15] = -float("inf")
+    k[2, 1:, 2] = -float("inf")  # one channel sees only its first key
+    want = ref.ref_local(q, k, v, w, window, causal=True)[:, 10:]
+    assert torch.isfinite(want).all()
+    bias_of = lambda t, keys: w[t, keys]  # noqa: E731
+    torch.testing.assert_close(_step_by_step(q, k, v, bias_of, window)[:, 10:], want, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(_steps_with_prefix(q, k, v, bias_of, window)[:, 10:], want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("poison", ["nan", "inf", "-inf"])
+def test_a_non_finite_key_stays_in_its_sequence_in_the_steps(poison):
+    q, k, v, g = _inputs(5, B=3)
+    bias_of = lambda t, keys: torch.zeros(len(keys), dtype=F64)  # noqa: E731
+    poisoned = k.clone()
+    poisoned[0, 6] = float(poison)
+    for steps in (_step_by_step, _steps_with_prefix):
+        assert torch.equal(steps(q, poisoned, v, bias_of, 4)[1:], steps(q[1:], k[1:], v[1:], bias_of, 4))
+
+
+def test_empty_steps():
+    """No sequence (B = 0), and a window of no key with only the running sums (AFT-simple's step)."""
+    q, k, v, _ = _inputs(6)
+    empty = ops.aft_step(q[:0, 0], k[:0, :3], v[:0, :3], torch.zeros(0, 3, dtype=F64),
+                         torch.ones(0, 3, dtype=torch.bool), ops.running_sums(k[:0], v[:0]))
+    assert empty.shape == (0, q.shape[-1])
+    running = ops.running_sums(k, v)
+    y = ops.aft_step(q[:, -1], k[:, :0], v[:, :0], torch.zeros(2, 0, dtype=F64), torch.ones(2, 0, dtype=torch.bool),
+                     running)
+    want = ref.ref_simple(q, k, v, causal=False)[:, -1]  # the last query reads every key, all through the sums
+    torch.testing.assert_close(y, want, rtol=1e-10, atol=1e-10)
