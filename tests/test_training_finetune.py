@@ -3,9 +3,12 @@
 the saved result reloads and gives the numbers the results file claims, bad input stops before any training; and the
 example Accelerate configs load with accelerate's own loader and launch what they say."""
 
+import contextlib
+import io
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +19,14 @@ from accelerate.commands.launch import _validate_launch_command, launch_command_
 from accelerate.utils import DeepSpeedPlugin, DistributedType
 from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
 from PIL import Image
+from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM, AutoModelForImageClassification, AutoTokenizer
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 import modeling_aft
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM, AFTForImageClassification
 from training import finetune
+from training.data_images import UnreadableImageError
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "training" / "accelerate_configs"
@@ -232,11 +237,16 @@ def test_image_finetune_replaces_the_head_and_learns_the_classes(image_model, im
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def _fails(args: list[str], match: str, out: Path) -> None:
-    with pytest.raises(SystemExit) as error:
+def _fails(args: list[str], match: str, out: Path) -> str:
+    """The command stops with one line `error: ...` on stderr (after any progress bars) and exit status 2, having
+    saved nothing; returns that line."""
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit) as error, contextlib.redirect_stderr(stderr):
         finetune.main(args + ["--output-dir", str(out), "--cpu"])
-    assert str(error.value).startswith("error: ") and match in str(error.value), str(error.value)
+    line = stderr.getvalue().strip().splitlines()[-1]
+    assert error.value.code == 2 and line.startswith("error: ") and match in line, (error.value.code, line)
     assert not (out / "model.safetensors").exists() and not (out / finetune.RESULTS_FILE).exists()
+    return line
 
 
 def test_text_errors_stop_before_training(text_model, local_text_model, text_file, tmp_path):
@@ -275,6 +285,68 @@ def test_image_errors_stop_before_training(image_model, image_folder, tmp_path):
     _fails(["image-classification", model, "--images", str(no_val)], "val does not exist", out)
     _fails(["image-classification", model, "--images", str(no_images)], "holds no images", out)
     _fails(["image-classification", model, "--images", str(one_class)], "needs 2 or more", out)
+
+
+def _encoded(fmt: str) -> bytes:
+    rng = np.random.default_rng(1)
+    pixels = np.clip(128 + rng.normal(0, 40, (28, 28)), 0, 255).astype(np.uint8)  # (H, W)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, fmt)
+    return buffer.getvalue()
+
+
+DAMAGED = {  # name: (what the file holds, PIL's complaint as the message quotes it)
+    "cut.png": (lambda: _encoded("PNG")[: len(_encoded("PNG")) * 2 // 3], "Truncated File Read"),
+    "cut.jpg": (lambda: _encoded("JPEG")[: len(_encoded("JPEG")) * 2 // 3], "image file is truncated"),
+    "empty.png": (lambda: b"", "an empty file"),
+    "notes.jpg": (lambda: b"a text file that only carries an image's name\n", "not an image file PIL can identify"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED))
+def test_a_damaged_image_is_named_before_the_model_is_loaded(image_model, image_folder, tmp_path, monkeypatch, name):
+    images = tmp_path / "images"
+    shutil.copytree(image_folder, images)
+    damaged = images / ("val" if name.endswith(".jpg") else "train") / "dark" / name
+    damaged.write_bytes(DAMAGED[name][0]())
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the model was loaded before the image files were checked")
+
+    monkeypatch.setattr(finetune.AutoModelForImageClassification, "from_pretrained", no_weights)
+    line = _fails(["image-classification", str(image_model), "--images", str(images), "--cache-dir",
+                   str(tmp_path / "cache")], "error: 1 image file(s) cannot be read: ", tmp_path / "out")
+    assert f"{damaged} (" in line and DAMAGED[name][1] in line and "Remove or replace" in line, line
+    assert line.count(str(images)) == 1  # only the damaged file
+
+
+def test_an_image_damaged_after_the_check_is_named_when_it_is_decoded(image_model, image_folder, tmp_path,
+                                                                      monkeypatch):
+    images = tmp_path / "images"
+    shutil.copytree(image_folder, images)
+    damaged = images / "val" / "dark" / "3.png"
+    damaged.write_bytes(damaged.read_bytes()[:60])
+    # As if damaged after the check (raising=False: before the check existed, this test saw datasets' bare error).
+    monkeypatch.setattr(finetune, "check_image_files", lambda paths: None, raising=False)
+    line = _fails(["image-classification", str(image_model), "--images", str(images), "--cache-dir",
+                   str(tmp_path / "cache"), *FAST], f"error: cannot read image {damaged} (", tmp_path / "out")
+    assert "remove or replace the file" in line
+
+
+def test_a_worker_processs_decode_error_comes_back_on_one_line(tmp_path):
+    """With --num-workers, the error is raised in a DataLoader worker and re-raised with its traceback as message."""
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(DAMAGED["cut.jpg"][0]())
+
+    def read(batch):
+        return [np.asarray(finetune.read_image({"path": str(path), "bytes": None}, "L")) for _ in batch]
+
+    with pytest.raises(UnreadableImageError) as error:
+        next(iter(DataLoader([0], batch_size=1, num_workers=1, collate_fn=read)))
+    assert "Traceback" in str(error.value)  # what torch hands back: the worker's traceback as the message
+    line = finetune.one_line(error.value)
+    assert line.startswith(f"cannot read image {path} (OSError: image file is truncated"), line
+    assert line.endswith("; remove or replace the file.") and "\n" not in line
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ last `--eval-fraction` is held out, and both parts are cut into non-overlapping 
 image-classification: FOLDER has the ImageNet layout, FOLDER/train/<class>/*.png and FOLDER/val/<class>/*.png. The
 classifier head is re-initialised for the folder's classes when they differ from the checkpoint's; images are read
 in the model's channel count (grey "L" for one channel, "RGB" for three) and prepared by the folder's image processor.
+Every image file is checked before the model is loaded (training.data_images.check_image_files): a truncated, empty
+or non-image file is named, with the fix, before any training.
 
 Both evaluate before and after training, save the model and its tokenizer or image processor into OUT, and write
 OUT/finetune_results.json with the two evaluations. Under `accelerate launch` (see training/accelerate_configs/) the
@@ -23,6 +25,7 @@ same command runs on several GPUs.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, load_dataset
+from datasets import Image as ImageFeature
 from PIL import Image
 from transformers import (
     AutoConfig,
@@ -45,8 +49,9 @@ from transformers import (
     set_seed,
 )
 
-import modeling_aft  # noqa: F401  (registers "aft" with the Auto classes before anything is loaded)
+# Importing the package registers "aft" with the Auto classes before anything is loaded.
 from modeling_aft import AFTByteTokenizer
+from training.data_images import DECODE_ERRORS, UnreadableImageError, check_image_files, unreadable_image_message
 
 RESULTS_FILE = "finetune_results.json"
 IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
@@ -174,19 +179,36 @@ def check_image_folder(root: Path) -> list[str]:
 
 
 def load_image_datasets(root: Path, cache_dir: Path | None = None):
-    """The train and validation splits of the folder, read offline by datasets' packaged imagefolder builder."""
+    """The train and validation splits of the folder, read offline by datasets' packaged imagefolder builder. The
+    "image" column is left undecoded ({"path", "bytes"}): `image_transform` decodes it, naming a file that fails,
+    where datasets' own decoding would say only PIL's "image file is truncated"."""
     data = load_dataset("imagefolder", data_dir=str(root), cache_dir=str(cache_dir) if cache_dir else None)
     if "validation" not in data:
         raise ValueError(f"{root}/val gave no validation split (splits: {list(data)}); put the images in {root}/val.")
-    return data["train"], data["validation"]
+    return tuple(data[split].cast_column("image", ImageFeature(decode=False)) for split in ("train", "validation"))
+
+
+def image_paths(dataset: Dataset) -> list[str]:
+    """The files behind an undecoded "image" column (after any select)."""
+    return [item["path"] for item in dataset["image"]]
+
+
+def read_image(item: dict, mode: str) -> Image.Image:
+    """One undecoded image ({"path", "bytes"}) as a loaded PIL image in `mode`; a decode error names the file."""
+    path = item.get("path")
+    try:
+        with Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") is not None else path) as image:
+            return image.convert(mode)  # convert decodes the whole file, inside this try
+    except DECODE_ERRORS as error:
+        raise UnreadableImageError(unreadable_image_message(path, error)) from error
 
 
 def image_transform(processor, num_channels: int):
-    """A batch transform: PIL images in the model's channel count -> the processor's pixel values, with labels."""
+    """A batch transform: image files in the model's channel count -> the processor's pixel values, with labels."""
     mode = "L" if num_channels == 1 else "RGB"
 
     def transform(batch: dict) -> dict:
-        images = [image.convert(mode) for image in batch["image"]]
+        images = [read_image(item, mode) for item in batch["image"]]
         pixel_values = processor(images, return_tensors="pt")["pixel_values"]  # (B, C, H, W)
         return {"pixel_values": pixel_values, "labels": torch.as_tensor(batch["label"])}
 
@@ -268,6 +290,14 @@ def image_classification_trainer(args: argparse.Namespace) -> tuple[Trainer, dic
             "(processor.save_pretrained(folder)), e.g. a ViTImageProcessorPil of the model's image size."
         )
     processor = AutoImageProcessor.from_pretrained(args.model_folder)
+    # The data is listed and every file it will read is checked before the (possibly large) weights are read.
+    train, evaluation = load_image_datasets(args.images, args.cache_dir)
+    names = train.features["label"].names
+    if names != classes:
+        raise ValueError(f"datasets found the classes {names} in {args.images}, not {classes}; check the folder.")
+    if args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
+    check_image_files(image_paths(train) + image_paths(evaluation))
     model = AutoModelForImageClassification.from_pretrained(
         args.model_folder,
         # num_labels follows from id2label; passing it as well makes transformers compare it with the checkpoint's
@@ -279,12 +309,6 @@ def image_classification_trainer(args: argparse.Namespace) -> tuple[Trainer, dic
     )
     if model.config.num_channels == 1 and getattr(processor, "do_convert_rgb", False):
         processor.do_convert_rgb = False  # converting grey images back to RGB would give the model 3 channels
-    train, evaluation = load_image_datasets(args.images, args.cache_dir)
-    names = train.features["label"].names
-    if names != classes:
-        raise ValueError(f"datasets found the classes {names} in {args.images}, not {classes}; check the folder.")
-    if args.max_eval_samples is not None:
-        evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
     transform = image_transform(processor, model.config.num_channels)
     train, evaluation = train.with_transform(transform), evaluation.with_transform(transform)
     check_pixel_shape(train, model.config)
@@ -414,13 +438,32 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-eval-samples={args.max_eval_samples} must be at least 1 (or leave it out).")
 
 
+def one_line(error: BaseException) -> str:
+    """The message of an error on one line. A DataLoader worker's error arrives re-raised with the worker's traceback
+    as its message; its last line is the original "module.Class: message"."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    last = lines[-1]
+    if len(lines) > 1:
+        last = last.split(f"{type(error).__name__}: ", 1)[-1]
+    return " ".join(last.split())
+
+
+def fail(error: BaseException) -> SystemExit:
+    """The command's one-line error and exit status 2 (as argparse's own errors)."""
+    print(f"error: {one_line(error)}", file=sys.stderr)
+    return SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         trainer, data = prepare(args)
     except (ValueError, OSError) as error:  # OSError: from_pretrained's missing weights or processor files
-        raise SystemExit(f"error: {error}") from None
-    finetune(trainer, args, data)
+        raise fail(error) from None
+    try:
+        finetune(trainer, args, data)
+    except UnreadableImageError as error:  # a file damaged after the check; nothing has been saved
+        raise fail(error) from None
     if trainer.is_world_process_zero():
         print(f"saved the fine-tuned model and {RESULTS_FILE} to {args.output_dir}")
     return 0
