@@ -165,7 +165,7 @@ class AFTMixer(nn.Module):
             y = aft_conv2d(q.view(heads), k, v.view(heads), self.conv_kernel(), grid)
         else:
             y = aft_conv1d(q.view(heads), k, v.view(heads), self.conv_kernel(), self.causal, attention_mask)
-        return y.reshape(batch, length, -1)
+        return y.flatten(2)  # (B, T, D)
 
     def forward(self, hidden_states, attention_mask=None, grid=None, cache=None, positions=None):
         """hidden_states (B, T, D); attention_mask (B, T) of the new tokens; positions (B, T) of each token among
@@ -173,7 +173,7 @@ class AFTMixer(nn.Module):
         q = self.q_proj(hidden_states)  # (B, T, D)
         k = self.k_proj(hidden_states)  # (B, T, D), or (B, T, H) for conv
         v = self.v_proj(hidden_states)  # (B, T, D)
-        if cache is None:
+        if cache is None or q.shape[0] * q.shape[1] == 0:  # no token at all: nothing to read, the state stays as is
             y = self._parallel(q, k, v, attention_mask, grid, positions)
         else:
             state = self._read_state(cache)
@@ -663,7 +663,7 @@ class AFTModel(AFTPreTrainedModel):
         positions = self._positions(attention_mask, past, position_ids, batch, length, inputs_embeds.device)
         if positions is None:
             _check_length(self.config, length)
-        else:
+        elif positions.numel() > 0:  # (B, 0) or (0, T): no position read
             real = positions if attention_mask is None else positions.masked_fill(attention_mask == 0, 0)
             _check_length(self.config, int(real.max()) + 1)
         if attention_mask is not None and bool(attention_mask.all()):
@@ -743,14 +743,25 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
     ):
         # generate() cuts the input down to the unread tokens itself for key/value caches, but not for recurrent
         # ones: when a generation continues from a returned state, hand the model only what the state has not read.
-        steps = self.model.past_state_steps(cache) if next_sequence_length is None and inputs_embeds is None else 0
-        if steps:
-            if input_ids.shape[1] <= steps:
-                raise ValueError(
-                    f"the cache has already read {steps} tokens but input_ids holds {input_ids.shape[1]}; pass the "
-                    "whole sequence (prompt and generated tokens) together with the cache returned for it."
-                )
-            next_sequence_length = input_ids.shape[1] - steps
+        # In its first iteration generate() feeds inputs_embeds (the whole text's, when continuing) instead of
+        # input_ids, so those are what must be cut then: re-reading them on top of the state would count the text
+        # twice.
+        from_embeds = inputs_embeds is not None and bool(kwargs.get("is_first_iteration"))
+        given, name = (inputs_embeds, "inputs_embeds") if from_embeds else (input_ids, "input_ids")
+        steps = self.model.past_state_steps(cache)
+        if given.shape[1] == 0 and not steps:
+            raise ValueError(
+                f"generate() needs at least one prompt token to predict from, but {name} has shape "
+                f"{tuple(given.shape)}; pass a non-empty prompt, or call generate() without input_ids and with "
+                "bos_token_id set (in the generation config or as an argument) so that it starts from that token."
+            )
+        if next_sequence_length is None and steps:
+            next_sequence_length = given.shape[1] - steps
+        if next_sequence_length is not None and next_sequence_length <= 0:  # `[:, -0:]` would re-read everything
+            raise ValueError(
+                f"the cache has already read {steps} tokens but {name} holds {given.shape[1]}; pass the whole sequence "
+                "(prompt and generated tokens) together with the cache returned for it."
+            )
         return super().prepare_inputs_for_generation(
             input_ids, next_sequence_length=next_sequence_length, cache=cache, inputs_embeds=inputs_embeds, **kwargs
         )

@@ -237,6 +237,48 @@ def test_continue_from_a_returned_cache(variant):
     assert torch.equal(second, in_one_go)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_continue_from_inputs_embeds_and_a_returned_cache(variant):
+    """3 tokens from a prompt's embeddings, then the prompt's and those tokens' embeddings with the returned cache
+    and 1 more: generate() feeds a continuation's inputs_embeds whole, so the model must read only what its state
+    has not. Tokens and state equal generating 4 at once, and both equal the parallel forward of the same text (its
+    greedy choices, and the state its prefill leaves)."""
+    model = make_lm(variant)
+    prompt = ids(2, 6, seed=9)
+    embed = model.get_input_embeddings()
+    greedy = dict(do_sample=False, pad_token_id=0, return_dict_in_generate=True)
+    with torch.no_grad():
+        embeds = embed(prompt)
+        at_once = model.generate(inputs_embeds=embeds, max_new_tokens=4, **greedy)
+        first = model.generate(inputs_embeds=embeds, max_new_tokens=3, **greedy)
+        more = torch.cat([embeds, embed(first.sequences)], dim=1)
+        second = model.generate(inputs_embeds=more, cache=first.cache, max_new_tokens=1, **greedy)
+        tokens = torch.cat([first.sequences, second.sequences], dim=1)
+        parallel = model(torch.cat([prompt, tokens[:, :-1]], dim=1), use_cache=True)
+    assert torch.equal(tokens, at_once.sequences)
+    assert torch.equal(parallel.logits[:, 5:].argmax(-1), tokens)  # position 5 + i predicts token i
+    continued, expected, prefilled = (cache_tensors(c) for c in (second.cache, at_once.cache, parallel.cache))
+    assert len(continued) == len(expected) == len(prefilled) > 0
+    for got, want, read in zip(continued, expected, prefilled):
+        assert torch.equal(got, want)
+        torch.testing.assert_close(got, read, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_an_empty_prompt_is_refused_naming_the_fix(variant):
+    """Nothing to predict from: a ValueError that names the shape and the fix (GPT-2 fails deep inside a reshape)."""
+    model = make_lm(variant)
+    greedy = dict(max_new_tokens=3, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"at least one prompt token.*input_ids has shape \(1, 0\).*bos_token_id"):
+            model.generate(torch.zeros(1, 0, dtype=torch.long), **greedy)
+        with pytest.raises(ValueError, match=r"at least one prompt token.*inputs_embeds has shape \(2, 0, 32\)"):
+            model.generate(inputs_embeds=torch.zeros(2, 0, 32), **greedy)
+        from_bos = model.generate(bos_token_id=5, **greedy)  # the fix the message names
+        from_token = model.generate(torch.tensor([[5]]), **greedy)
+    assert torch.equal(from_bos, from_token) and from_bos.shape == (1, 4)
+
+
 def test_a_cache_without_the_model_layout_is_refused():
     model = make_lm("simple")
     with pytest.raises(ValueError, match="DynamicCache\\(config=model.config\\)"):
