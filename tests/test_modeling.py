@@ -646,6 +646,57 @@ def test_all_ones_attention_mask_changes_nothing(variant):
         assert torch.equal(model(ids, attention_mask=torch.ones_like(ids)).logits, model(ids).logits)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("poison", ["nan", "inf", "-inf"])
+def test_a_non_finite_input_stays_in_its_sequence(variant, poison):
+    """A NaN or inf embedding in sequence 0 of a padded batch leaves sequences 1 and 2 as they are alone: in the
+    parallel forward, in the state it leaves and in the next decoding step; and an image does not reach another."""
+    model = make_lm(variant)
+    sides = ("right", "left") if variant in RELATIVE_VARIANTS else ("right",)
+    for side in sides:
+        ids, mask = _pad_rows([token_ids(1, n, seed=n)[0] for n in (40, 29, 13)], side)
+        nxt = token_ids(3, 1, seed=5)
+        with torch.no_grad():
+            embeds = model.get_input_embeddings()(ids)
+            embeds[0, 20, :3] = float(poison)  # a real token of sequence 0
+            out = model(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+            step = model(nxt, attention_mask=F.pad(mask, (0, 1), value=1), cache=out.cache).logits
+            alone = model(inputs_embeds=embeds[1:], attention_mask=mask[1:], use_cache=True)
+            alone_step = model(nxt[1:], attention_mask=F.pad(mask[1:], (0, 1), value=1), cache=alone.cache).logits
+        assert torch.isfinite(out.logits[1:]).all() and torch.isfinite(step[1:]).all(), side
+        assert_close(out.logits[1:], alone.logits, msg=side)
+        assert_close(step[1:], alone_step, msg=side)
+    classifier = make_classifier(variant)
+    images = pixels(3)
+    images[0, 0, 5, 5] = float(poison)
+    with torch.no_grad():
+        assert_close(classifier(images).logits[1:], classifier(images[1:]).logits)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_empty_inputs(variant):
+    """(1, 0) and (0, T) token ids (and no image) give empty outputs of the right shape, with and without a state,
+    and backward runs; an empty chunk leaves a decoding state as it is."""
+    model = make_lm(variant)
+    for shape in ((1, 0), (0, 5), (0, 0)):
+        for use_cache in (False, True):
+            out = model(torch.zeros(shape, dtype=torch.long), use_cache=use_cache)
+            assert out.logits.shape == (*shape, VOCAB), (shape, use_cache)
+    model.train()
+    model(torch.zeros(2, 0, dtype=torch.long)).logits.sum().backward()
+    model.eval()
+    ids = token_ids(2, 9)
+    with torch.no_grad():
+        whole = model(ids).logits
+        state = model(ids[:, :5], use_cache=True).cache
+        assert model(ids[:, :0], cache=state).logits.shape == (2, 0, VOCAB)
+        rest = model(ids[:, 5:], cache=state).logits
+    assert_close(rest, whole[:, 5:])
+    classifier = make_classifier(variant)
+    with torch.no_grad():
+        assert classifier(pixels(0)).logits.shape == (0, NUM_LABELS)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The paper's identity at model level: AFT-conv with gamma = beta = 0 is AFT-simple
 # ----------------------------------------------------------------------------------------------------------------
