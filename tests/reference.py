@@ -15,6 +15,9 @@ of which keys each query may look at (causal mask, key padding mask).
 Numerics: everything is converted to float64, and the exponentials are taken
 after subtracting the maximum logit of each (batch, query, channel) row over
 the keys that row may see.  A query row that sees no key at all gets output 0.
+A key of -inf weighs exp(-inf) = 0 like any masked key, as long as the row also
+sees a finite one; a row whose every visible key is -inf (0/0), or that sees a
++inf or NaN key, gives NaN, as Eq. 2 does.
 
 The functions do not detach their inputs, so they are differentiable too.
 """
