@@ -10,16 +10,23 @@ training state (model, optimizer, every process's RNG), trackers (TensorBoard). 
   continues exactly where the checkpoint was taken. Augmentations draw from a generator seeded by (seed, step, micro
   step, process) for the same reason.
 - Checkpoints written under a temporary name and renamed into place when complete (a run killed mid-write leaves
-  only a `.tmp-*` folder, which is never loaded), keeping the last K.
-- `--resume`: the latest complete checkpoint (or a given one); a checkpoint of another model configuration or data
-  order is refused before any training.
+  only a `.tmp-*` folder, which is never loaded), keeping the last K. Each ends with `manifest.json` (every file's
+  size and sha256), so that a file truncated or damaged later is found before it is loaded.
+- `--resume`: the latest intact checkpoint (a damaged newer one is named, set aside as `checkpoint-N.damaged`, and the
+  one before it used), or a given one; a checkpoint of another model configuration or data order is refused before
+  any training.
 - At the end: a Hugging Face folder (`save_pretrained` + tokenizer or image processor + model card with the measured
-  metrics + loss curves), written under a temporary name and renamed.
+  metrics + loss curves), written under a temporary name and swapped in; a run killed during the swap has it put back
+  by the next run in that --output-dir.
+- A full disk, an --output-dir that is a file, a token the Hub refuses: one line `error: ...` (exit 2), nothing
+  half-written left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import hashlib
 import json
 import math
 import os
@@ -40,6 +47,12 @@ from .baselines import BASELINES, is_baseline, with_baseline
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
+# Written last into a checkpoint: {"files": {relative path: {"size", "sha256"}}}. trainer_state.json says that a
+# checkpoint has one (`"manifest": true`), so that a deleted manifest is damage, not an old checkpoint.
+MANIFEST_FILE = "manifest.json"
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+# What torch.save and safetensors raise on a failed write: not OSError, so recognised by their text.
+WRITE_FAILED = re.compile(r"no space left|os error 28|storagefull|disk quota|file write failed", re.IGNORECASE)
 # Arguments that decide which samples each step sees: a checkpoint made with other values cannot be continued.
 DATA_ORDER_ARGS = ("seed", "batch_size", "seq_len", "data")
 
@@ -215,11 +228,207 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk leaves no half-written temporary behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """Every file of the checkpoint with its size and sha256, written last: with it the checkpoint is complete."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST_FILE and not path.name.startswith(".tmp-"):
+            files[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    write_json_atomic(folder / MANIFEST_FILE, {"files": files})
+
+
+def checkpoint_problems(ckpt: Path) -> tuple[list[str], bool]:
+    """What is wrong with the files of a checkpoint (nothing: it is intact), and whether a manifest vouched for them.
+
+    A checkpoint from before manifests is only checked for a readable state file and loadable RNG states."""
+    problems: list[str] = []
+    state = None
+    try:
+        state = json.loads((ckpt / STATE_FILE).read_text())
+        if not isinstance(state, dict) or not {"step", "config", "args"} <= set(state):
+            problems.append(f"{STATE_FILE} lacks step/config/args")
+            state = None
+    except FileNotFoundError:
+        problems.append(f"{STATE_FILE} is missing")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        problems.append(f"{STATE_FILE} is not valid JSON ({err})")
+    verified = False
+    manifest_path = ckpt / MANIFEST_FILE
+    if manifest_path.is_file():
+        try:
+            files = json.loads(manifest_path.read_text())["files"]
+            entries = [(rel, int(e["size"]), str(e["sha256"])) for rel, e in files.items()]
+            if any(Path(rel).is_absolute() or ".." in Path(rel).parts for rel, _, _ in entries):
+                raise ValueError("a path outside the checkpoint")
+            verified = True
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+            problems.append(f"{MANIFEST_FILE} is not valid ({err})")
+            entries = []
+        for rel, size, sha256 in entries:
+            path = ckpt / rel
+            if not path.is_file():
+                problems.append(f"{rel} is missing")
+            elif path.stat().st_size != size:
+                problems.append(f"{rel} is {path.stat().st_size} bytes, the manifest says {size}")
+            elif file_sha256(path) != sha256:
+                problems.append(f"{rel} differs from the manifest (sha256)")
+    elif state is not None and state.get("manifest"):
+        problems.append(f"{MANIFEST_FILE} is missing (this checkpoint was written with one)")
+    if state is not None:
+        problems += _rng_problems(ckpt, state, {p.split(" ", 1)[0] for p in problems})
+    return problems, verified
+
+
+def _rng_problems(ckpt: Path, state: dict, reported: set[str]) -> list[str]:
+    """Accelerate loads random_states_<process>.pkl (weights_only=True, numpy's reconstructors allow-listed) but
+    swallows any failure: the run then goes on with other dropout masks, without a word. Load them here the same way."""
+    from accelerate.utils import load
+
+    problems = []
+    for rank in range(int(state.get("num_processes") or 1)):
+        name = f"random_states_{rank}.pkl"
+        if name in reported:
+            continue
+        path = ckpt / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+            continue
+        try:
+            loaded = load(path)
+            if not isinstance(loaded, dict) or "torch_manual_seed" not in loaded:
+                raise ValueError("no torch RNG state in it")
+        except Exception as err:  # torch.load raises anything from UnpicklingError to RuntimeError on a bad file
+            problems.append(f"{name} does not load ({_first_line(err)})")
+    return problems
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def pick_checkpoint(found: list[tuple[int, Path]], accelerator) -> Path:
+    """The newest checkpoint whose files are intact. Damaged newer ones are named in one warning line each and
+    renamed `checkpoint-N.damaged` (never loaded, never rotated: an intact one must not be deleted in their favour);
+    with none intact, the error names every damaged file."""
+    damaged: list[tuple[Path, list[str]]] = []
+    chosen, verified = None, False
+    for _, path in reversed(found):
+        problems, verified = checkpoint_problems(path)
+        if not problems:
+            chosen = path
+            break
+        damaged.append((path, problems))
+    if chosen is None:
+        details = "; ".join(f"{path.name}: {', '.join(problems)}" for path, problems in damaged)
+        raise TrainingError(
+            f"--resume: no intact checkpoint in {found[-1][1].parent} ({details}); put the damaged files back from a "
+            f"copy, or start afresh with --overwrite-output-dir (or another --output-dir).")
+    accelerator.wait_for_everyone()  # every process has chosen before any folder is renamed
+    if accelerator.is_main_process:
+        for path, problems in damaged:
+            aside = path.with_name(f"{path.name}.damaged")
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            print(f"warning: {path} is damaged ({', '.join(problems)}); resuming from {chosen.name} instead "
+                  f"(the damaged one is kept as {aside.name})", file=sys.stderr)
+        if not verified:
+            print(f"warning: {chosen} has no {MANIFEST_FILE} (written before checkpoints had one): its files cannot "
+                  "be verified; loading it as it is", file=sys.stderr)
+    accelerator.wait_for_everyone()
+    return chosen
+
+
+def restore_final_folder(folder: Path) -> None:
+    """Undo a run killed between the two renames of save_final (folder -> .old-folder, .tmp-folder -> folder).
+
+    A `.old-*` copy exists only during that swap, after the new folder was complete: so with no folder, the new one
+    is put in place (or, if it is gone, the old one back)."""
+    old = folder.with_name(f".old-{folder.name}")
+    tmp = folder.with_name(f".tmp-{folder.name}")
+    if not old.is_dir():
+        return
+    if not folder.exists():
+        source = tmp if tmp.is_dir() else old
+        os.replace(source, folder)
+        print(f"warning: {folder} was missing (a run was stopped while replacing it); put back from {source.name}",
+              file=sys.stderr)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_dir(out: Path) -> None:
+    """--output-dir must be a folder, or a path where one can be made (the nearest existing parent is a folder)."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if path.is_dir():
+                break
+            if path == out:
+                raise TrainingError(f"--output-dir {out} is a file, not a folder; pass a folder (it is created if "
+                                    f"missing), or move the file away.")
+            raise TrainingError(f"--output-dir {out} cannot be made: {path} is a file; pass another --output-dir.")
+    target = out if out.exists() else path
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise TrainingError(f"--output-dir {out}: {target} is not writable; pass a folder you can write to.")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def _free_bytes(path: Path) -> int:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free
+    return 0
+
+
+def write_failure(err: BaseException) -> str | None:
+    """'full' for a full disk or quota, 'io' for another failed write, None for anything else (a bug: re-raised)."""
+    if isinstance(err, OSError):
+        return "full" if err.errno in FULL_DISK else "io"
+    if WRITE_FAILED.search(str(err)):
+        return "full" if not re.search("file write failed", str(err), re.IGNORECASE) else "io"
+    return None
+
+
+def write_error(what: str, where: Path, err: BaseException, kind: str, needed: int, after: str) -> TrainingError:
+    """One line: what could not be written where, how much room it needs and has, and the way out."""
+    free = _free_bytes(where)
+    if kind == "full" or free < needed:
+        cause = (f"the disk is full ({_size(free)} free on the disk of {where}, about {_size(needed)} needed)")
+        fix = f"free at least {_size(max(needed - free, 0) + (1 << 20))} there or pass an --output-dir on a bigger disk"
+    else:
+        cause = f"{_first_line(err)}; {_size(free)} free there"
+        fix = f"make {where} writable"
+    return TrainingError(f"could not write {what} into {where}: {cause}. Nothing half-written was left; {after}; "
+                         f"{fix}.")
 
 
 def comparable_config(config_dict: dict) -> dict:
@@ -234,7 +443,11 @@ def check_resumable(ckpt: Path, config_dict: dict, args: argparse.Namespace) -> 
     state_path = ckpt / STATE_FILE
     if not state_path.is_file():
         raise TrainingError(f"{ckpt} is not a complete checkpoint (no {STATE_FILE}); pass a checkpoint-N folder.")
-    state = json.loads(state_path.read_text())
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TrainingError(f"--resume {ckpt}: {state_path} is not valid JSON ({err}); pass another checkpoint.") \
+            from None
     saved, current = comparable_config(state["config"]), comparable_config(config_dict)
     diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     if diff:
@@ -326,9 +539,13 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
 
     out = Path(args.output_dir)
     ckpt_root = out / "checkpoints"
+    check_output_dir(out)
     check_batch_args(args, accelerator.num_processes)
     if args.push_to_hub:
         check_hub_args(args)
+    if accelerator.is_main_process:  # even a run refused below puts back a final folder lost mid-swap
+        restore_final_folder(out / "model")
+    accelerator.wait_for_everyone()
 
     # Resume: find and check the checkpoint before building anything expensive.
     resume_from, state = None, None
@@ -337,11 +554,18 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
             found = list_checkpoints(ckpt_root)
             if not found:
                 raise TrainingError(f"--resume: no complete checkpoint in {ckpt_root}; run without --resume first.")
-            resume_from = found[-1][1]
+            resume_from = pick_checkpoint(found, accelerator)
         else:
             resume_from = Path(args.resume)
             if not resume_from.is_dir():
                 raise TrainingError(f"--resume {resume_from}: no such checkpoint folder.")
+            problems, verified = checkpoint_problems(resume_from)
+            if problems:  # the one asked for: no silent fallback to another
+                raise TrainingError(f"--resume {resume_from} is damaged ({', '.join(problems)}); pass another "
+                                    f"checkpoint, or --resume alone for the newest intact one.")
+            if not verified and accelerator.is_main_process:
+                print(f"warning: {resume_from} has no {MANIFEST_FILE} (written before checkpoints had one): its "
+                      "files cannot be verified; loading it as it is", file=sys.stderr)
         state = check_resumable(resume_from, task.config.to_dict(), args)
         foreign = sorted(path.name for path in resume_from.glob("custom_checkpoint_*"))
         if foreign:  # Accelerate would refuse them anyway (nothing is registered); say why, and never load them
@@ -380,7 +604,11 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
 
     start_step = 0
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
+        try:
+            accelerator.load_state(str(resume_from))
+        except Exception as err:  # what its manifest could not vouch for (an old checkpoint); name it, no traceback
+            raise TrainingError(f"--resume {resume_from} does not load ({_first_line(err)}); pass another "
+                                "checkpoint-N folder of this run.") from None
         start_step = state["step"]
         with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
             warnings.simplefilter("ignore", UserWarning)
@@ -390,7 +618,10 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
 
     main = accelerator.is_main_process
     if main:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TrainingError(f"--output-dir {out} cannot be made ({_first_line(err)}); pass another one.") from None
     log = MetricsLog(out / "metrics.jsonl", main, start_step if resume_from else None)
     if not args.no_tensorboard:
         try:
@@ -473,11 +704,15 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
     elapsed = time.perf_counter() - start_time
     save_final(accelerator, model, task, args, out / "model", final_metrics, final, elapsed)
     if args.push_to_hub and accelerator.is_main_process:
-        from .publish import publish, report
+        from .publish import PublishError, publish, report
 
         summary = ", ".join(f"{k} {v:.4f}" for k, v in final_metrics.items() if isinstance(v, float))
-        result = publish(out / "model", args.push_to_hub, private=args.hub_private, revision=args.hub_revision,
-                         commit_message=f"{args.preset}: {args.max_steps} steps; {summary}")
+        try:
+            result = publish(out / "model", args.push_to_hub, private=args.hub_private, revision=args.hub_revision,
+                             commit_message=f"{args.preset}: {args.max_steps} steps; {summary}")
+        except PublishError as err:  # the run itself is saved: say how to publish it without training again
+            raise TrainingError(f"--push-to-hub: {err}. The model is saved in {out / 'model'}; publish it with "
+                                f"python -m training.publish {out / 'model'} {args.push_to_hub}") from None
         print(report(result))
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -490,9 +725,12 @@ def _hparams(args: argparse.Namespace) -> dict:
 
 
 def check_hub_args(args: argparse.Namespace) -> None:
-    """--push-to-hub fails before training, not after it: a valid repo id and a token must be there."""
+    """--push-to-hub fails before training, not after it: a valid repo id, and a token that the Hub (HF_ENDPOINT)
+    accepts and that may write to the repo's namespace."""
     from huggingface_hub import get_token
     from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from .publish import PublishError, check_token
 
     try:
         validate_repo_id(args.push_to_hub)
@@ -500,23 +738,44 @@ def check_hub_args(args: argparse.Namespace) -> None:
         raise TrainingError(f"--push-to-hub {args.push_to_hub!r} is not a repo id ('org/name'): {err}") from None
     if get_token() is None:
         raise TrainingError("--push-to-hub: no Hub token; set HF_TOKEN or log in with `hf auth login` first.")
+    try:
+        check_token(args.push_to_hub)
+    except (PublishError, ValueError) as err:
+        raise TrainingError(f"--push-to-hub {args.push_to_hub}: {err}") from None
 
 
 def save_checkpoint(accelerator, root: Path, step: int, config_dict: dict, args: argparse.Namespace,
                     keep_last: int) -> Path:
-    """accelerator.save_state into `.tmp-checkpoint-N`, then the state file, then one rename; then rotation."""
+    """accelerator.save_state into `.tmp-checkpoint-N`, then the state file, then the manifest, then one rename;
+    then rotation. A failed write (a full disk) removes the temporary folder and is one TrainingError; the earlier
+    checkpoints are untouched."""
     final = root / f"checkpoint-{step}"
     tmp = root / f".tmp-checkpoint-{step}"
+    previous = list_checkpoints(root)
     if accelerator.is_main_process:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            state = {"step": step, "config": config_dict, "args": {k: v for k, v in vars(args).items()},
+                     "num_processes": accelerator.num_processes, "manifest": True}
+            write_json_atomic(tmp / STATE_FILE, state)
+            write_manifest(tmp)
+    except Exception as err:
+        kind = write_failure(err)
+        if kind is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        written = _folder_bytes(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        needed = max(_folder_bytes(previous[-1][1]) if previous else 0, written)
+        after = (f"{previous[-1][1]} is intact: --resume continues from it" if previous else
+                 "no checkpoint of this run was kept yet")
+        raise write_error(f"checkpoint-{step}", root, err, kind, needed, after) from None
     if accelerator.is_main_process:
-        state = {"step": step, "config": config_dict, "args": {k: v for k, v in vars(args).items()},
-                 "num_processes": accelerator.num_processes}
-        write_json_atomic(tmp / STATE_FILE, state)
         if final.exists():  # the same step saved again (e.g. a resumed run that ends where it started)
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -529,33 +788,26 @@ def save_checkpoint(accelerator, root: Path, step: int, config_dict: dict, args:
 def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder: Path, metrics: dict, final: bool,
                elapsed: float) -> None:
     """The Hugging Face folder: weights, config + code, tokenizer/processor, card, loss curves. Atomic."""
-    from .model_card import write_model_card
-
     tmp = folder.with_name(f".tmp-{folder.name}")
     state_dict = accelerator.get_state_dict(model)  # every process takes part (FSDP/DeepSpeed gather)
     unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-        results, sample_text, sample_image = task.finish(tmp, unwrapped, metrics, final)
-        _plot_quietly(Path(args.output_dir) / "metrics.jsonl", tmp / "loss_curves.png", f"{args.preset} ({task.name})")
-        training = {
-            "preset": args.preset, "steps": args.max_steps, "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate, "weight_decay": args.weight_decay,
-            "warmup_steps": args.warmup_steps, "seconds": round(elapsed, 1), "hardware": _hardware(accelerator),
-            "mixed_precision": accelerator.mixed_precision, "num_processes": accelerator.num_processes,
-            "command": "python -m " + " ".join([f"training.train_{task.name}"] + sys.argv[1:]),
-            "tokens_or_images": f"{args.max_steps * args.batch_size * task.extra_state.get('units_per_item', 1):,}"
-                                f" {task.unit}",
-        }
-        model_facts = {"model_type": unwrapped.config.model_type, "class": type(unwrapped).__name__,
-                       "parameters": sum(p.numel() for p in unwrapped.parameters())}
-        write_json_atomic(tmp / "results.json", {"metrics": metrics, "final_evaluation": final,
-                                                 "training": training, "model": model_facts})
-        if not is_baseline(unwrapped.config):  # a baseline's numbers go into its AFT's card (training.ship)
-            write_model_card(tmp, task=task.card_task, config=unwrapped.config, results=results,
-                             dataset=task.dataset_info, training=training, sample=sample_text,
-                             sample_image=sample_image, repo_id=args.push_to_hub)
+        try:
+            _write_final(accelerator, unwrapped, state_dict, task, args, tmp, metrics, final, elapsed)
+        except Exception as err:
+            kind = write_failure(err)
+            written = _folder_bytes(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if kind is None:
+                raise
+            checkpoints = list_checkpoints(Path(args.output_dir) / "checkpoints")
+            after = (f"{folder} is unchanged and {checkpoints[-1][1]} holds the trained weights (python -m "
+                     f"conversion.checkpoint_to_hf {checkpoints[-1][1]} {folder} --overwrite makes the folder from it)"
+                     if checkpoints else f"{folder} is unchanged")
+            raise write_error(folder.name, folder.parent, err, kind, max(written, _folder_bytes(folder)), after) \
+                from None
+        # Two renames: a run killed between them has `.old-model` and `.tmp-model` but no `model`, which the next
+        # run's restore_final_folder completes.
         if folder.exists():
             old = folder.with_name(f".old-{folder.name}")
             shutil.rmtree(old, ignore_errors=True)
@@ -566,6 +818,34 @@ def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder:
             os.replace(tmp, folder)
         print(f"saved {folder}")
     accelerator.wait_for_everyone()
+
+
+def _write_final(accelerator, unwrapped, state_dict, task: Task, args: argparse.Namespace, tmp: Path, metrics: dict,
+                 final: bool, elapsed: float) -> None:
+    """Everything of the final folder, into `tmp`."""
+    from .model_card import write_model_card
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+    results, sample_text, sample_image = task.finish(tmp, unwrapped, metrics, final)
+    _plot_quietly(Path(args.output_dir) / "metrics.jsonl", tmp / "loss_curves.png", f"{args.preset} ({task.name})")
+    training = {
+        "preset": args.preset, "steps": args.max_steps, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "weight_decay": args.weight_decay,
+        "warmup_steps": args.warmup_steps, "seconds": round(elapsed, 1), "hardware": _hardware(accelerator),
+        "mixed_precision": accelerator.mixed_precision, "num_processes": accelerator.num_processes,
+        "command": "python -m " + " ".join([f"training.train_{task.name}"] + sys.argv[1:]),
+        "tokens_or_images": f"{args.max_steps * args.batch_size * task.extra_state.get('units_per_item', 1):,}"
+                            f" {task.unit}",
+    }
+    model_facts = {"model_type": unwrapped.config.model_type, "class": type(unwrapped).__name__,
+                   "parameters": sum(p.numel() for p in unwrapped.parameters())}
+    write_json_atomic(tmp / "results.json", {"metrics": metrics, "final_evaluation": final,
+                                             "training": training, "model": model_facts})
+    if not is_baseline(unwrapped.config):  # a baseline's numbers go into its AFT's card (training.ship)
+        write_model_card(tmp, task=task.card_task, config=unwrapped.config, results=results,
+                         dataset=task.dataset_info, training=training, sample=sample_text,
+                         sample_image=sample_image, repo_id=args.push_to_hub)
 
 
 _PLOT_WARNINGS: set[str] = set()
@@ -623,11 +903,19 @@ def cli(task_name: str, parser: argparse.ArgumentParser, make_task: Callable, re
 
 
 def main_guard(fn: Callable[[], Any]) -> Any:
-    """Turn TrainingError into a one-line message and exit status 2, as argparse does."""
+    """Turn TrainingError (and a full disk met anywhere, e.g. by the metrics log) into a one-line message and exit
+    status 2, as argparse does."""
     try:
         return fn()
     except TrainingError as err:
         print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as err:
+        if err.errno not in FULL_DISK:
+            raise
+        where = Path(err.filename) if err.filename else Path.cwd()
+        print(f"error: the disk is full: writing {where} failed ({_size(_free_bytes(where))} free there); free space "
+              "there or pass an --output-dir on a bigger disk, then continue with --resume.", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx2  # huggingface_hub's HTTP client: its HTTPError covers refusals (HfHubHTTPError) and network failures
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants, get_token
+from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import validate_repo_id
 
 REQUIRED = {"config.json": "the model's config", "README.md": "the model card"}
@@ -163,6 +164,44 @@ def hub_step(step: str, token: str | None, call, *args, **kwargs):
         if "xet" in str(error).lower():
             hint = " (this Hub seems to take no Xet uploads: run again with HF_HUB_DISABLE_XET=1)"
         raise PublishError(redact(f"{step} failed: {error}{hint}", token)) from error
+
+
+def check_token(repo_id: str, endpoint: str | None = None) -> str:
+    """Before a long run that ends with a push: the Hub at `endpoint` (default HF_ENDPOINT) accepts the token, the
+    token may write, and its user is `repo_id`'s namespace or a member of it (not read-only). Returns the user name;
+    raises PublishError naming the fix (never the token). A fine-grained token's scopes are not checked here."""
+    endpoint = resolve_endpoint(endpoint)
+    token = get_token()
+    if not token:
+        raise PublishError("no Hub token found; set HF_TOKEN or log in with `hf auth login` (a write token).")
+    try:
+        info = HfApi(endpoint=endpoint).whoami(token)
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        first = redact(str(error), token).strip().splitlines()[0]
+        if status == 401:
+            raise PublishError(f"the Hub at {endpoint} refused the token ({first}); set HF_TOKEN to a valid write "
+                               "token or log in again with `hf auth login --force`.") from None
+        raise PublishError(f"checking the token at {endpoint} failed ({first}); try again later.") from None
+    except (httpx2.HTTPError, OSError) as error:  # no network, a wrong HF_ENDPOINT: the push would fail the same way
+        raise PublishError(redact(f"the Hub at {endpoint} cannot be reached ({type(error).__name__}: {error}); check "
+                                  "the network and HF_ENDPOINT, or train without --push-to-hub and publish later "
+                                  "with python -m training.publish.", token)) from None
+    user = info.get("name", "?")
+    access = (info.get("auth") or {}).get("accessToken") or {}
+    if access.get("role") == "read":
+        raise PublishError(f"the token of {user} is read-only; create a write token (or a fine-grained one that may "
+                           "write to the repo) and set HF_TOKEN to it.")
+    namespace = repo_id.split("/")[0] if "/" in repo_id else user
+    orgs = {org.get("name"): org.get("roleInOrg") for org in info.get("orgs") or []}
+    if namespace != user and namespace not in orgs:
+        raise PublishError(f"{user} (the token's user) is not {namespace!r} nor a member of it (orgs: "
+                           f"{', '.join(sorted(orgs)) or 'none'}); use {user}/{repo_id.split('/')[-1]}, an org of "
+                           f"yours, or that namespace's token.")
+    if orgs.get(namespace) == "read":
+        raise PublishError(f"{user} may only read in the org {namespace!r}; ask for write access or use another "
+                           "namespace.")
+    return user
 
 
 def token_owner(api: HfApi, token: str) -> str:
