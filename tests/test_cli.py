@@ -1,15 +1,19 @@
 # Copyright 2026 The aft-transformers Authors. Licensed under the Apache License, Version 2.0.
-"""The command lines: the demo (the README's main job) and text generation with its streamer."""
+"""The command lines: the demo (the README's main job), text generation with its streamer, and the trainers' errors
+about their output folder (a file there, a full disk)."""
 
+import errno
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM
-from tests.helpers import randomize
+from tests.helpers import randomize, reset_accelerate_state
 from training import demo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,3 +57,93 @@ def test_generate_refuses_a_folder_without_a_model(tmp_path):
     result = _run_generate(str(tmp_path), "--prompt", "x")
     assert result.returncode != 0
     assert "config.json" in result.stderr.decode()
+
+
+# The trainers' output folder and a full disk: one line `error: ...`, exit 2, nothing half-written.
+
+TINY_TEXT = ["--seq-len", "32", "--batch-size", "4", "--warmup-steps", "1", "--eval-every", "100", "--save-every", "2",
+             "--eval-bytes", "512", "--skip-final-eval", "--sample-bytes", "0", "--no-progress", "--no-tensorboard",
+             "--config-overrides", "num_hidden_layers=1,hidden_size=16,intermediate_size=32,position_bias_dim=4,"
+             "max_position_embeddings=32,local_window=4"]
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    yield
+    reset_accelerate_state()
+
+
+def one_line_error(main, argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    # transformers' "Writing model shards" progress bar (redrawn with \r) aside, stderr is the one line.
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines(True)
+    err = "".join(line for line in lines if line.strip() and "Writing model shards" not in line)
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("trainer", ["train_text", "train_pixels", "train_image"])
+def test_an_output_dir_that_is_a_file_is_refused_in_one_line(trainer, tmp_path, capsys, fresh_accelerate_state):
+    main = importlib.import_module(f"training.{trainer}").main
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    err = one_line_error(main, ["--output-dir", str(taken), "--max-steps", "1"], capsys)
+    assert f"--output-dir {taken} is a file, not a folder" in err
+    err = one_line_error(main, ["--output-dir", str(taken / "run"), "--max-steps", "1"], capsys)
+    assert f"{taken} is a file; pass another --output-dir" in err
+    assert taken.read_text() == "not a folder"
+
+
+def test_the_text_trainer_command_prints_no_traceback_for_a_file_as_output_dir(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "training.train_text", "--output-dir", str(taken), *TINY_TEXT],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: --output-dir {taken} is a file")
+
+
+def test_a_full_disk_during_a_checkpoint_stops_in_one_line_and_keeps_the_earlier_checkpoint(
+        tmp_path, capsys, monkeypatch, fresh_accelerate_state):
+    import accelerate.checkpointing
+
+    from training import engine, train_text
+
+    real_save = accelerate.checkpointing.save
+
+    def full_at_step_4(obj, path, *args, **kwargs):
+        if ".tmp-checkpoint-4" in str(path) and "optimizer" in str(path):  # the weights went in; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(accelerate.checkpointing, "save", full_at_step_4)
+    out = tmp_path / "run"
+    err = one_line_error(train_text.main, ["--output-dir", str(out), "--max-steps", "4", *TINY_TEXT], capsys)
+    checkpoints = out / "checkpoints"
+    assert f"could not write checkpoint-4 into {checkpoints}: the disk is full (" in err
+    assert " free on the disk of " in err and " needed)" in err and "free at least " in err
+    assert f"{checkpoints / 'checkpoint-2'} is intact: --resume continues from it" in err
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2"]  # no .tmp-checkpoint-4 left
+    assert engine.checkpoint_problems(checkpoints / "checkpoint-2") == ([], True)
+    assert not (out / "model").exists()
+
+
+def test_a_full_disk_during_the_final_save_leaves_no_half_folder(tmp_path, capsys, monkeypatch,
+                                                                 fresh_accelerate_state):
+    from training import engine, train_text
+
+    real_write = engine.write_json_atomic
+
+    def full_at_results(path, obj):
+        if path.name == "results.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, obj)
+
+    monkeypatch.setattr(engine, "write_json_atomic", full_at_results)
+    out = tmp_path / "run"
+    err = one_line_error(train_text.main, ["--output-dir", str(out), "--max-steps", "2", *TINY_TEXT], capsys)
+    assert f"could not write model into {out}: the disk is full" in err
+    assert f"conversion.checkpoint_to_hf {out / 'checkpoints' / 'checkpoint-2'} {out / 'model'}" in err
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")] and not (out / "model").exists()

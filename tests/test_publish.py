@@ -441,3 +441,51 @@ def test_push_to_hub_without_a_token_stops_before_training(hub_login, tmp_path, 
     assert exit_info.value.code == 2
     assert "no Hub token" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def refused_before_training(argv, tmp_path, capsys) -> str:
+    from training import train_text
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_text.main(["--output-dir", str(tmp_path / "run"), *argv, *TINY_TRAIN])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert not (tmp_path / "run").exists(), "training started"
+    return err
+
+
+def test_push_to_hub_with_a_token_the_hub_refuses_stops_before_training(hub_login, tmp_path, monkeypatch, capsys,
+                                                                        fresh_accelerate_state):
+    wrong = "hf_" + "w" * 34
+    monkeypatch.setenv("HF_TOKEN", wrong)
+    err = refused_before_training(["--push-to-hub", "tester/x"], tmp_path, capsys)
+    assert f"the Hub at {hub_login.endpoint} refused the token" in err and "HF_TOKEN" in err
+    assert wrong not in err
+    assert [r.path for r in hub_login.requests if r.auth == "invalid"][-1] == "/api/whoami-v2"
+
+
+def test_push_to_hub_into_a_namespace_the_token_cannot_write_stops_before_training(hub_login, tmp_path, monkeypatch,
+                                                                                   capsys, fresh_accelerate_state):
+    from tests.hub_server import json_reply
+
+    err = refused_before_training(["--push-to-hub", "someone-else/x"], tmp_path, capsys)
+    assert "tester (the token's user) is not 'someone-else' nor a member of it" in err and "tester/x" in err
+
+    def read_only(auth, **_):
+        return json_reply({"type": "user", "name": "tester", "orgs": [{"name": "lab", "roleInOrg": "read"}],
+                           "auth": {"type": "access_token", "accessToken": {"displayName": "ro", "role": "read"}}})
+
+    monkeypatch.setattr(hub_login.hub, "whoami", read_only)
+    assert "the token of tester is read-only" in refused_before_training(["--push-to-hub", "tester/x"], tmp_path,
+                                                                         capsys)
+
+
+def test_push_to_hub_with_the_hub_out_of_reach_stops_before_training(hub_login, tmp_path, monkeypatch, capsys,
+                                                                    fresh_accelerate_state):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    err = refused_before_training(["--push-to-hub", "tester/x"], tmp_path, capsys)
+    assert f"the Hub at {endpoint} cannot be reached" in err and "python -m training.publish" in err
+    assert hub_login.token not in err

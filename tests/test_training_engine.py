@@ -124,3 +124,25 @@ def test_sharded_evaluation_batches_cover_each_item_once_with_equal_counts(n, ba
             assert len(idx) == batch
             seen += idx[w > 0].tolist()
     assert sorted(seen) == list(range(n)) and len(counts) == 1
+
+
+def test_a_manifest_names_each_file_that_went_missing_shrank_or_changed(tmp_path):
+    ckpt = tmp_path / "checkpoint-2"
+    ckpt.mkdir()
+    (ckpt / engine.STATE_FILE).write_text(json.dumps({"step": 2, "config": {}, "args": {}, "num_processes": 1,
+                                                      "manifest": True}))
+    torch.save({"torch_manual_seed": torch.get_rng_state()}, ckpt / "random_states_0.pkl")
+    (ckpt / "model.safetensors").write_bytes(b"w" * 64)
+    (ckpt / "optimizer.bin").write_bytes(b"o" * 64)
+    (ckpt / "sub").mkdir()
+    (ckpt / "sub" / "part.bin").write_bytes(b"p" * 8)
+    engine.write_manifest(ckpt)
+    assert engine.checkpoint_problems(ckpt) == ([], True)
+    (ckpt / "model.safetensors").write_bytes(b"W" + b"w" * 63)  # same size, other bytes
+    (ckpt / "optimizer.bin").write_bytes(b"o" * 10)
+    (ckpt / "sub" / "part.bin").unlink()
+    assert engine.checkpoint_problems(ckpt)[0] == [
+        "model.safetensors differs from the manifest (sha256)", "optimizer.bin is 10 bytes, the manifest says 64",
+        "sub/part.bin is missing"]
+    (ckpt / engine.MANIFEST_FILE).write_text(json.dumps({"files": {"../outside": {"size": 1, "sha256": "x"}}}))
+    assert engine.checkpoint_problems(ckpt)[0] == ["manifest.json is not valid (a path outside the checkpoint)"]

@@ -4,6 +4,7 @@ under `accelerate launch` match 1, and a run killed with SIGKILL resumes to the 
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 import modeling_aft  # noqa: F401
-from training import train_text
+from training import engine, train_text
 from tests.helpers import reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,3 +288,146 @@ def test_a_fresh_run_in_the_folder_of_an_earlier_one_is_refused_unless_overwritt
     train_text.main(argv + ["--max-steps", "2", "--overwrite-output-dir"])
     # The earlier run's checkpoint-4 is gone: the new run's own checkpoint is the latest, and rotation kept it.
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Damaged checkpoints, a final folder lost mid-swap
+# ----------------------------------------------------------------------------------------------------------------
+
+DAMAGE_RUN = [*FAST, "--warmup-steps", "2", "--eval-every", "100", "--save-every", "2", "--keep-last", "3",
+              "--log-every", "1", "--skip-final-eval", "--sample-bytes", "0", "--no-tensorboard"]  # dropout 0.1 stays on
+
+
+@pytest.fixture(scope="module")
+def six_steps(tmp_path_factory):
+    """One uninterrupted run of 6 steps with checkpoints 2, 4 and 6 (and its final weights)."""
+    out = tmp_path_factory.mktemp("six") / "run"
+    train_text.main(["--output-dir", str(out), "--max-steps", "6", *DAMAGE_RUN])
+    reset_accelerate_state()
+    return out
+
+
+def stopped_after_step_4(six_steps: Path, where: Path) -> Path:
+    """The same run as if stopped after checkpoint-4 was written: no checkpoint-6, no final folder."""
+    out = where / "run"
+    shutil.copytree(six_steps, out)
+    shutil.rmtree(out / "checkpoints" / "checkpoint-6")
+    shutil.rmtree(out / "model")
+    return out
+
+
+def truncate(path: Path, size: int | None = None) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2 if size is None else size])
+
+
+DAMAGE = {
+    "model.safetensors": lambda c: truncate(c / "model.safetensors"),
+    "optimizer.bin": lambda c: truncate(c / "optimizer.bin"),
+    "random_states_0.pkl": lambda c: truncate(c / "random_states_0.pkl", 0),
+    "trainer_state.json": lambda c: (c / "trainer_state.json").write_text('{"step": 4, "config": {'),
+    "manifest.json": lambda c: (c / "manifest.json").unlink(),
+    "optimizer.bin is missing": lambda c: (c / "optimizer.bin").unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_newest_checkpoint_is_named_and_the_one_before_resumes_to_the_uninterrupted_weights(
+        six_steps, tmp_path, capsys, damage):
+    out = stopped_after_step_4(six_steps, tmp_path)
+    DAMAGE[damage](out / "checkpoints" / "checkpoint-4")
+    capsys.readouterr()
+    train_text.main(["--output-dir", str(out), "--max-steps", "6", "--resume", *DAMAGE_RUN])
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, captured.err
+    assert "checkpoint-4 is damaged" in warnings[0] and damage in warnings[0], warnings[0]
+    assert f"resumed from {out / 'checkpoints' / 'checkpoint-2'} at step 2" in captured.out
+    whole = load_file(six_steps / "model" / "model.safetensors")
+    resumed = load_file(out / "model" / "model.safetensors")
+    for name in whole:
+        torch.testing.assert_close(resumed[name], whole[name], rtol=0, atol=1e-6)
+    assert train_losses(out) == pytest.approx(train_losses(six_steps), abs=1e-6)
+    # The damaged folder is kept for a look but never loaded again; the run wrote an intact checkpoint-4 and -6.
+    assert (out / "checkpoints" / "checkpoint-4.damaged").is_dir()
+    for step in (4, 6):
+        assert engine.checkpoint_problems(out / "checkpoints" / f"checkpoint-{step}") == ([], True)
+
+
+def test_with_every_checkpoint_damaged_resume_stops_with_one_line_naming_the_files(six_steps, tmp_path, capsys):
+    out = stopped_after_step_4(six_steps, tmp_path)
+    truncate(out / "checkpoints" / "checkpoint-4" / "optimizer.bin")
+    truncate(out / "checkpoints" / "checkpoint-2" / "random_states_0.pkl", 0)
+    message = error_of(["--output-dir", str(out), "--max-steps", "6", "--resume", *DAMAGE_RUN], capsys)
+    assert message.count("\n") == 1 and message.startswith("error: --resume: no intact checkpoint"), message
+    assert "checkpoint-4: optimizer.bin is " in message and "checkpoint-2: random_states_0.pkl is 0 bytes" in message
+    assert "--overwrite-output-dir" in message
+    # A checkpoint named on the command line is not swapped for another one.
+    named = out / "checkpoints" / "checkpoint-4"
+    message = error_of(["--output-dir", str(out), "--max-steps", "6", "--resume", str(named), *DAMAGE_RUN], capsys)
+    assert message.count("\n") == 1 and f"--resume {named} is damaged (optimizer.bin is " in message, message
+    assert not (out / "model").exists()
+
+
+def test_a_checkpoint_from_before_manifests_resumes_with_a_warning_that_it_cannot_be_verified(six_steps, tmp_path,
+                                                                                              capsys):
+    out = stopped_after_step_4(six_steps, tmp_path)
+    ckpt = out / "checkpoints" / "checkpoint-4"
+    (ckpt / "manifest.json").unlink()
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    del state["manifest"]
+    (ckpt / "trainer_state.json").write_text(json.dumps(state))
+    capsys.readouterr()
+    train_text.main(["--output-dir", str(out), "--max-steps", "6", "--resume", *DAMAGE_RUN])
+    captured = capsys.readouterr()
+    assert f"resumed from {ckpt} at step 4" in captured.out
+    assert [line for line in captured.err.splitlines() if line.startswith("warning:")] == [
+        f"warning: {ckpt} has no manifest.json (written before checkpoints had one): its files cannot be verified; "
+        "loading it as it is"]
+    # Its RNG states are still checked: a zero-byte one (which Accelerate would skip silently) is damage.
+    whole = load_file(six_steps / "model" / "model.safetensors")
+    for name, value in load_file(out / "model" / "model.safetensors").items():
+        torch.testing.assert_close(value, whole[name], rtol=0, atol=1e-6)
+    legacy = tmp_path / "legacy"
+    shutil.copytree(ckpt, legacy)
+    truncate(legacy / "random_states_0.pkl", 0)
+    problems, verified = engine.checkpoint_problems(legacy)
+    assert len(problems) == 1 and problems[0].startswith("random_states_0.pkl does not load (EOFError") and not verified
+
+
+def test_a_run_stopped_between_the_two_renames_of_its_final_folder_gets_it_back_on_the_next_run(
+        six_steps, tmp_path, capsys, monkeypatch):
+    out = stopped_after_step_4(six_steps, tmp_path)
+    shutil.copytree(six_steps / "model", out / "model")  # a final folder of an earlier run, to be replaced
+    (out / "model" / "model.safetensors").write_bytes(b"the earlier run's weights")
+    real_replace = os.replace
+
+    def crash_before_the_second_rename(src, dst):
+        if Path(src).name == ".tmp-model":
+            raise KeyboardInterrupt("killed between the renames")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(engine.os, "replace", crash_before_the_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        train_text.main(["--output-dir", str(out), "--max-steps", "6", "--resume", *DAMAGE_RUN])
+    monkeypatch.setattr(engine.os, "replace", real_replace)
+    assert not (out / "model").exists() and (out / ".old-model").is_dir() and (out / ".tmp-model").is_dir()
+    reset_accelerate_state()
+    capsys.readouterr()
+    # The next run has nothing left to train (it is refused), but puts the finished folder in place first.
+    message = error_of(["--output-dir", str(out), "--max-steps", "6", "--resume", *DAMAGE_RUN], capsys)
+    assert "it is at step 6" in message and "put back from .tmp-model" in message
+    assert (out / "model" / "model.safetensors").read_bytes() == \
+        (six_steps / "model" / "model.safetensors").read_bytes()
+    assert not (out / ".old-model").exists() and not (out / ".tmp-model").exists()
+
+
+def test_with_only_the_old_final_folder_left_it_is_put_back(tmp_path):
+    folder = tmp_path / "model"
+    (tmp_path / ".old-model").mkdir()
+    (tmp_path / ".old-model" / "config.json").write_text("{}")
+    engine.restore_final_folder(folder)
+    assert (folder / "config.json").read_text() == "{}" and not (tmp_path / ".old-model").exists()
+    (tmp_path / ".tmp-model").mkdir()  # a killed write of the next final folder: left for that run to redo
+    engine.restore_final_folder(folder)
+    assert (folder / "config.json").is_file() and (tmp_path / ".tmp-model").is_dir()
