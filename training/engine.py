@@ -892,6 +892,7 @@ def cli(task_name: str, parser: argparse.ArgumentParser, make_task: Callable, re
     args = parse_args(parser, task_name, argv)
 
     def go():
+        check_output_dir(Path(args.output_dir))  # before the data is read: that can take minutes
         task = with_baseline(make_task(args), args.baseline)
         accelerator = make_accelerator(args)
         metrics = run(task, args, accelerator, start)
