@@ -146,3 +146,19 @@ def test_a_manifest_names_each_file_that_went_missing_shrank_or_changed(tmp_path
         "sub/part.bin is missing"]
     (ckpt / engine.MANIFEST_FILE).write_text(json.dumps({"files": {"../outside": {"size": 1, "sha256": "x"}}}))
     assert engine.checkpoint_problems(ckpt)[0] == ["manifest.json is not valid (a path outside the checkpoint)"]
+
+
+def test_an_image_damaged_after_the_check_stops_a_command_in_one_line(capsys):
+    """The folder check at open misses a file damaged later; the batch that meets it names it, and the command
+    ends with one line and exit 2 instead of a traceback."""
+    from training.data_images import UnreadableImageError
+
+    def training_that_meets_a_damaged_file():
+        raise UnreadableImageError("cannot read image /data/train/a/0.png (OSError: truncated); remove or replace it.")
+
+    with pytest.raises(SystemExit) as stopped:
+        engine.main_guard(training_that_meets_a_damaged_file)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read image /data/train/a/0.png") and "--resume" in err
+    assert err.count("\n") == 1

@@ -906,10 +906,15 @@ def cli(task_name: str, parser: argparse.ArgumentParser, make_task: Callable, re
 def main_guard(fn: Callable[[], Any]) -> Any:
     """Turn TrainingError (and a full disk met anywhere, e.g. by the metrics log) into a one-line message and exit
     status 2, as argparse does."""
+    from training.data_images import UnreadableImageError  # here: the text trainer need not import PIL's loaders
+
     try:
         return fn()
     except TrainingError as err:
         print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except UnreadableImageError as err:  # a file damaged after the check at open, met by a batch mid-run
+        print(f"error: {err} The last checkpoint is intact: continue with --resume.", file=sys.stderr)
         raise SystemExit(2) from None
     except OSError as err:
         if err.errno not in FULL_DISK:
@@ -918,7 +923,6 @@ def main_guard(fn: Callable[[], Any]) -> Any:
         print(f"error: the disk is full: writing {where} failed ({_size(_free_bytes(where))} free there); free space "
               "there or pass an --output-dir on a bigger disk, then continue with --resume.", file=sys.stderr)
         raise SystemExit(2) from None
-
 
 
 def sharded_batches(num_items: int, batch_size: int, accelerator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
