@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
 	test -d $(FASHION_MNIST) || $(SUDO) apt-get install -y --no-install-recommends dataset-fashion-mnist \
 		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends dataset-fashion-mnist)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,train]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,train,tools,app]'
 	touch $(STAMP)
 
 # The main job, first contact with AFT: load the shipped checkpoints (pretrained/) through the Auto classes and
