@@ -39,7 +39,14 @@ at length T, which no longer describe the resized one. OUT is built in a `.tmp-*
 that every weight fits the new config, then renamed; on any error nothing is left behind. An existing OUT is never
 overwritten.
 
-Python API: `resize_positions(folder, output, max_positions, mode)` (the whole conversion, returns a report),
+Size: a target whose position tables would exceed the limit a model is built with
+(`AFTPreTrainedModel.max_position_table_bytes`, 2 GB in float32) is refused before anything is computed, with the
+tables' size and the output's; `--force` (force=True) writes it anyway and lifts that limit for the check that loads
+it back. A dense bias grows as N^2: N = 100,000 is 40 GB a layer.
+
+Every failure of the command is one line `error: ...` on stderr and exit status 2.
+
+Python API: `resize_positions(folder, output, max_positions, mode, force)` (the whole conversion, returns a report),
 `resize_state_dict(tensors, config, max_positions, mode)` (in memory) and `interpolate_positions(x, length, dims,
 mode)` (one tensor).
 """
@@ -56,10 +63,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 import modeling_aft
+from conversion import cli
 from conversion.staging import staged_folder
 from modeling_aft import AFTConfig
 
@@ -72,6 +80,7 @@ IMAGE_ARCHITECTURES = ("AFTForImageClassification", "AFTVisionModel")
 
 _BIAS_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.mixer\.(position_bias_u|position_bias_v|position_bias)$")
 _EMBED_KEY = re.compile(r"(?:^|\.)embed_positions\.weight$")
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -183,9 +192,11 @@ def resize_state_dict(
 
 
 def resize_positions(
-    folder: str | os.PathLike, output: str | os.PathLike, max_positions: int, mode: str = "linear"
+    folder: str | os.PathLike, output: str | os.PathLike, max_positions: int, mode: str = "linear",
+    force: bool = False,
 ) -> dict:
-    """Resize the saved AFT folder's learned positions to max_positions into a new folder. Returns a report."""
+    """Resize the saved AFT folder's learned positions to max_positions into a new folder. Returns a report.
+    force=True writes position tables above the limit a model is built with (see the module's docstring)."""
     folder, output = Path(folder), Path(output)
     _check_mode(mode)
     if not isinstance(max_positions, int) or max_positions < 1:
@@ -203,6 +214,10 @@ def resize_positions(
     shard_files = _weight_files(folder)
     _refuse_images(folder, config, shard_files)
     _check_target(config, max_positions, mode)
+    new_config = dict(raw_config, max_position_embeddings=max_positions)
+    AFTConfig.from_dict(new_config)  # the new config must be valid too (e.g. local_window <= N)
+    if not force:
+        _check_size(folder, shard_files, config, max_positions)
 
     # Everything is computed in memory before a byte is written.
     resized_files: dict[str, tuple[dict[str, torch.Tensor], dict[str, str] | None]] = {}
@@ -214,8 +229,6 @@ def resize_positions(
     resized, keys = resize_state_dict({k: t for k, (_, t) in every.items()}, config, max_positions, mode)
     for key in keys:
         resized_files[every[key][0]][0][key] = resized[key]
-    new_config = dict(raw_config, max_position_embeddings=max_positions)
-    AFTConfig.from_dict(new_config)  # the new config must be valid too (e.g. local_window <= N)
 
     report = {
         "input": str(folder), "output": str(output), "mode": mode, "align_corners": True,
@@ -223,12 +236,12 @@ def resize_positions(
         "resized": {k: [list(every[k][1].shape), list(resized[k].shape)] for k in keys},
         "not_copied": [n for n in NOT_COPIED if (folder / n).exists()],
     }
-    _write_output(folder, output, raw_config, new_config, resized_files, shard_files)
+    _write_output(folder, output, raw_config, new_config, resized_files, shard_files, force)
     return report
 
 
 def _write_output(folder: Path, output: Path, raw_config: dict, new_config: dict, resized_files: dict,
-                  shard_files: list[str]) -> None:
+                  shard_files: list[str], force: bool = False) -> None:
     skip = {"config.json", INDEX_FILE, *shard_files, *NOT_COPIED}
     with staged_folder(output) as tmp:
         for entry in folder.iterdir():
@@ -243,16 +256,22 @@ def _write_output(folder: Path, output: Path, raw_config: dict, new_config: dict
         if (folder / INDEX_FILE).exists():
             _write_index(folder / INDEX_FILE, tmp / INDEX_FILE, resized_files)
         _write_json(tmp / "config.json", new_config)
-        _check_loads(tmp, new_config)
+        _check_loads(tmp, new_config, force)
 
 
-def _check_loads(tmp: Path, config: dict) -> None:
+def _check_loads(tmp: Path, config: dict, force: bool = False) -> None:
     """Load the written folder with its model class: every weight must fit the new config, none may be missing."""
     names = [a for a in config.get("architectures") or [] if hasattr(modeling_aft, a)]
     if not names:
         return  # no class of ours named: nothing to load it with (the shape checks above still ran)
     model_class = getattr(modeling_aft, names[0])
-    _, info = model_class.from_pretrained(tmp, output_loading_info=True)
+    limit = modeling_aft.AFTPreTrainedModel.max_position_table_bytes
+    if force:  # the size was asked for: the model's own limit must not refuse it now
+        modeling_aft.AFTPreTrainedModel.max_position_table_bytes = None
+    try:
+        _, info = model_class.from_pretrained(tmp, output_loading_info=True)
+    finally:
+        modeling_aft.AFTPreTrainedModel.max_position_table_bytes = limit
     problems = {k: v for k, v in info.items() if k != "error_msgs" and v}
     if problems or info.get("error_msgs"):
         raise ValueError(f"the resized folder does not load cleanly into {names[0]}: {problems or info['error_msgs']}.")
@@ -279,6 +298,31 @@ def _check_target(config: AFTConfig, max_positions: int, mode: str) -> None:
         )
 
 
+def _check_size(folder: Path, shard_files: list[str], config: AFTConfig, max_positions: int) -> None:
+    """Refuse, before computing anything, a target whose position tables exceed the limit a model is built with."""
+    limit = modeling_aft.AFTPreTrainedModel.max_position_table_bytes
+    new = AFTConfig.from_dict(dict(config.to_dict(), max_position_embeddings=max_positions))
+    tables = new.position_table_bytes()
+    if limit is None or tables <= limit:
+        return
+    element = 4
+    for name in shard_files:  # the stored dtype sets the size of the written file
+        with _open_safetensors(folder / name) as handle:
+            keys = [k for k in handle.keys() if _BIAS_KEY.search(k) or _EMBED_KEY.search(k)]
+            if keys:
+                element = _DTYPE_BYTES.get(handle.get_slice(keys[0]).get_dtype(), 4)
+                break
+    stored = sum((folder / name).stat().st_size for name in shard_files)
+    written = stored + new.position_table_bytes(element) - config.position_table_bytes(element)
+    layers = config.num_hidden_layers
+    raise ValueError(
+        f"max_positions={max_positions} would make the position tables {tables / 1e9:.1f} GB (float32; "
+        f"position_bias_dim={config.position_bias_dim}, {layers} layer{'s' * (layers != 1)}) and the output about "
+        f"{written / 1e9:.1f} GB, above the limit of {limit / 1e9:.1f} GB a model is built with; choose a smaller "
+        "--max-positions, or pass --force (force=True) to write it anyway."
+    )
+
+
 def _read_config(folder: Path) -> dict:
     path = folder / "config.json"
     if not path.is_file():
@@ -294,8 +338,11 @@ def _read_config(folder: Path) -> dict:
 
 def _weight_files(folder: Path) -> list[str]:
     if (folder / INDEX_FILE).is_file():
-        index = json.loads((folder / INDEX_FILE).read_text())
-        files = sorted(set(index.get("weight_map", {}).values()))
+        try:
+            files = sorted(set(json.loads((folder / INDEX_FILE).read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"{str(folder / INDEX_FILE)!r} is not a weight index with a weight_map ({err!r}); the "
+                             "folder is corrupt: save it again with save_pretrained.") from err
         for name in files:
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"shard {name!r} named by {INDEX_FILE} is missing from {str(folder)!r}.")
@@ -308,16 +355,28 @@ def _weight_files(folder: Path) -> list[str]:
     )
 
 
+def _open_safetensors(path: Path):
+    try:
+        return safe_open(str(path), framework="pt")
+    except SafetensorError as err:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({err}); the folder is corrupt: save "
+                         "it again with save_pretrained.") from err
+
+
 def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
-    with safe_open(str(path), framework="pt") as handle:
-        return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata()
+    try:
+        with _open_safetensors(path) as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata()
+    except SafetensorError as err:  # a header that opens, over data cut short
+        raise ValueError(f"{str(path)!r} cannot be read ({err}); the folder is corrupt: save it again with "
+                         "save_pretrained.") from err
 
 
 def _refuse_images(folder: Path, config: AFTConfig, shard_files: list[str]) -> None:
     is_image = any(a in IMAGE_ARCHITECTURES for a in config.architectures or [])
     if not is_image:
         for name in shard_files:
-            with safe_open(str(folder / name), framework="pt") as handle:
+            with _open_safetensors(folder / name) as handle:
                 is_image = is_image or any(".patch_embeddings." in key for key in handle.keys())
     if is_image:
         grid = config.image_size // config.patch_size
@@ -350,7 +409,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m conversion.resize_positions",
         description="Resize the learned position biases (U, V or the dense T x T w) and position embeddings of a "
         "saved AFT text model to a new maximum length by interpolation (align_corners=True), for fine-tuning at "
@@ -361,12 +420,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-positions", type=int, required=True, help="the new max_position_embeddings N")
     parser.add_argument("--mode", choices=MODES, default="linear",
                         help="linear: blend the two nearest learned positions (default); nearest: copy the nearest")
+    parser.add_argument("--force", action="store_true",
+                        help="write position tables above the limit a model is built with (2 GB in float32)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    report = resize_positions(args.folder, args.output, args.max_positions, args.mode)
+    return cli.run(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    report = resize_positions(args.folder, args.output, args.max_positions, args.mode, args.force)
     print(f"resized {report['input']} -> {report['output']}: max_position_embeddings "
           f"{report['old_max_positions']} -> {report['new_max_positions']} ({report['mode']}, align_corners=True)")
     for key, (old, new) in report["resized"].items():

@@ -549,9 +549,10 @@ class AFTPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["AFTBlock"]
     _supports_sdpa = False
     # The most bytes (float32) of position tables a model is built with (see AFTConfig.position_table_bytes); None
-    # lifts the limit. 4 GB is far above every preset (the largest, enwik8-local-32, has 50 MB) and well below what
-    # a mistyped max_position_embeddings, or a dense bias at a long length, would try to allocate.
-    max_position_table_bytes: int | None = 4_000_000_000
+    # lifts the limit. 2 GB is 40 times the largest preset's (enwik8-local-32: 50 MB) and holds a dense bias up to
+    # T = 22,000 in one layer, yet refuses what a mistyped max_position_embeddings would allocate (100 million
+    # positions with d' = 4: 3.2 GB a layer).
+    max_position_table_bytes: int | None = 2_000_000_000
 
     def __init__(self, config: AFTConfig, *inputs, **kwargs):
         # Runs before any parameter exists (every subclass calls it first), on the final config.
