@@ -40,7 +40,8 @@ The config has causal=False (their layers are bidirectional), position_bias_dim=
 hidden_size=dim, max_position_embeddings=max_seqlen, dropout 0. Weights are stored in float32 (aft-pytorch's own
 dtype; AFTLocal's forward makes its bias float32 whatever the module's dtype). OUT also holds `conversion.json`:
 the source, the hyperparameters and which tensors were copied, masked or created. OUT is written to a `.tmp-*`
-sibling and renamed only when everything succeeded; an existing OUT is never overwritten.
+sibling and renamed only when everything succeeded; an existing OUT is never overwritten. Every failure of the command
+is one line `error: ...` on stderr and exit status 2.
 
 Python API: `convert_state_dict` (a state dict + hyperparameters -> our mixer's state dict + AFTConfig),
 `convert_module` (a live AFTFull/AFTSimple/AFTLocal -> the same), `mixer_from_module` (-> a ready AFTMixer),
@@ -58,6 +59,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from conversion import cli
 from conversion.staging import staged_folder
 from modeling_aft import AFTConfig, AFTMixer, AFTModel
 
@@ -373,7 +375,7 @@ def _print_report(report: dict, output_dir) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m conversion.aft_pytorch_to_aft",
         description="Convert an aft-pytorch AFTFull/AFTSimple/AFTLocal state dict (torch.save(module.state_dict())) "
         "into a Hugging Face folder holding a one-block AFTModel whose layers[0].mixer carries the converted "
@@ -400,6 +402,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    return cli.run(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     report = convert_file(
         args.input, args.output, args.kind, args.dim, args.hidden_dim, args.max_seqlen, args.window,
         args.prefix, args.vocab_size, args.seed,

@@ -147,3 +147,78 @@ def test_a_full_disk_during_the_final_save_leaves_no_half_folder(tmp_path, capsy
     assert f"could not write model into {out}: the disk is full" in err
     assert f"conversion.checkpoint_to_hf {out / 'checkpoints' / 'checkpoint-2'} {out / 'model'}" in err
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")] and not (out / "model").exists()
+
+
+# training.generate: every failure is one line `error: ...` and exit 2, before any text is printed.
+
+
+def _saved_local_model(folder, max_positions=16):
+    config = AFTConfig.from_preset("cpu-text-local", hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                   max_position_embeddings=max_positions, local_window=4, position_bias_dim=4)
+    AFTForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def generate_error(argv, capsys) -> str:
+    from training import generate
+
+    capsys.readouterr()
+    try:
+        code = generate.main(argv)
+    except SystemExit as exit_info:  # argparse's own errors
+        code = exit_info.code
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err.startswith("error: ") and captured.err.count("\n") == 1, (code, captured.err)
+    assert captured.out == "", captured.out  # refused before the first token
+    return captured.err
+
+
+def test_generate_past_the_learned_positions_fails_in_one_line_without_a_traceback(tmp_path):
+    folder = _saved_local_model(tmp_path / "model")
+    result = _run_generate(str(folder), "--prompt", "x", "--max-new-tokens", "100", "--greedy")
+    err = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in err, err
+    # Our line is the last; a package imported on the way may print warnings of its own before it.
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [err.rstrip("\n").splitlines()[-1]]
+    assert "max_position_embeddings=16" in err and "pass --max-new-tokens 15 or fewer" in err
+    assert result.stdout == b""
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["{d}/nowhere"], ["nowhere is not a folder"]),
+        (["{d}/model/config.json"], ["config.json is not a folder"]),
+        (["{d}/model", "--prompt", "x" * 16, "--max-new-tokens", "1"], ["the prompt has 16 tokens", "at most 15"]),
+        (["{d}/model", "--max-new-tokens", "0"], ["--max-new-tokens", "must be > 0"]),
+        (["{d}/model", "--max-new-tokens", "ten"], ["--max-new-tokens", "'ten'"]),
+        (["{d}/model", "--top-p", "2"], ["--top-p must lie in (0, 1]"]),
+        (["{d}/model", "--top-k", "-1"], ["--top-k must be >= 0"]),
+        (["{d}/model", "--prompt", ""], ["the prompt is empty"]),
+        (["{d}/corrupt"], ["corrupt holds a model that cannot be loaded"]),
+        (["{d}/too-long"], ["max_position_embeddings=50000000", "for 16 positions"]),
+    ],
+    ids=["missing-folder", "a-file", "prompt-too-long", "zero-tokens", "not-a-number", "top-p", "top-k", "empty",
+         "corrupt-weights", "config-against-weights"],
+)
+def test_generate_fails_in_one_line(tmp_path, capsys, argv, words):
+    import json
+    import shutil
+
+    _saved_local_model(tmp_path / "model")
+    shutil.copytree(tmp_path / "model", tmp_path / "corrupt")
+    (tmp_path / "corrupt" / "model.safetensors").write_bytes(b"\x10" + b"\x00" * 7 + b"{not a header}")
+    shutil.copytree(tmp_path / "model", tmp_path / "too-long")
+    config = json.loads((tmp_path / "too-long" / "config.json").read_text())
+    (tmp_path / "too-long" / "config.json").write_text(json.dumps(dict(config, max_position_embeddings=50_000_000)))
+    err = generate_error([a.format(d=tmp_path) for a in argv], capsys)
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_generate_may_fill_every_learned_position(tmp_path, capsys):
+    from training import generate
+
+    folder = _saved_local_model(tmp_path / "model")
+    assert generate.main([str(folder), "--prompt", "x", "--max-new-tokens", "15", "--greedy"]) == 0
+    assert "error" not in capsys.readouterr().err

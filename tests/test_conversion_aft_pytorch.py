@@ -139,31 +139,34 @@ def test_help_exits_cleanly(capsys):
 
 
 @pytest.mark.parametrize(
-    "args, error, words",
+    "args, words",
     [
-        (["--kind", "full", "--dim", "16", "--hidden-dim", "16", "--max-seqlen", "30"], ValueError,
+        (["--kind", "full", "--dim", "16", "--hidden-dim", "16", "--max-seqlen", "30"],
          ["wbias", "(30, 30)", "(24, 24)"]),
-        (["--kind", "full", "--dim", "16"], ValueError, ["to_q.weight", "(64, 16)", "(16, 16)"]),
-        (["--kind", "simple", "--dim", "16", "--hidden-dim", "16"], ValueError, ["wbias", "--kind full"]),
-        (["--kind", "local", "--dim", "16", "--hidden-dim", "16", "--window", "0"], ValueError, ["window=0"]),
-        (["--kind", "full", "--dim", "16", "--hidden-dim", "16", "--prefix", "enc."], ValueError, ["enc."]),
+        (["--kind", "full", "--dim", "16"], ["to_q.weight", "(64, 16)", "(16, 16)"]),
+        (["--kind", "simple", "--dim", "16", "--hidden-dim", "16"], ["wbias", "--kind full"]),
+        (["--kind", "local", "--dim", "16", "--hidden-dim", "16", "--window", "0"], ["window=0"]),
+        (["--kind", "full", "--dim", "16", "--hidden-dim", "16", "--prefix", "enc."], ["enc."]),
     ],
 )
-def test_bad_state_dicts_raise_and_write_nothing(tmp_path, args, error, words):
+def test_bad_state_dicts_fail_in_one_line_and_write_nothing(tmp_path, capsys, args, words):
     torch.save(_layer("full", 0).state_dict(), tmp_path / "sd.pt")
-    with pytest.raises(error) as info:
-        conv.main([str(tmp_path / "sd.pt"), str(tmp_path / "deeper" / "out")] + args)
+    assert conv.main([str(tmp_path / "sd.pt"), str(tmp_path / "deeper" / "out")] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
     for word in words:
-        assert word in str(info.value)
+        assert word in err
     _assert_nothing_written(tmp_path)
 
 
-def test_inner_width_other_than_model_width_is_refused(tmp_path):
+def test_inner_width_other_than_model_width_is_refused(tmp_path, capsys):
     module = _layer("simple", 0, hidden_dim=8)
     torch.save(module.state_dict(), tmp_path / "sd.pt")
     with pytest.raises(ValueError, match="hidden_dim=8 differs from dim=16"):
-        conv.main([str(tmp_path / "sd.pt"), str(tmp_path / "out"), "--kind", "simple", "--dim", "16",
-                   "--hidden-dim", "8"])
+        conv.convert_file(tmp_path / "sd.pt", tmp_path / "out", "simple", 16, 8)
+    assert conv.main([str(tmp_path / "sd.pt"), str(tmp_path / "out"), "--kind", "simple", "--dim", "16",
+                      "--hidden-dim", "8"]) == 2
+    assert capsys.readouterr().err.startswith("error: hidden_dim=8 differs from dim=16")
     _assert_nothing_written(tmp_path)
 
 

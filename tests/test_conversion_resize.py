@@ -188,13 +188,16 @@ def test_bad_targets_raise_and_write_nothing(tmp_path, n, mode, error, words):
     _assert_nothing_written(tmp_path)
 
 
-def test_a_wrong_shape_names_the_tensor_and_writes_nothing(tmp_path):
+def test_a_wrong_shape_names_the_tensor_and_writes_nothing(tmp_path, capsys):
     _save(tmp_path / "in")
     weights = load_file(tmp_path / "in" / rp.SINGLE_FILE)
     weights["model.layers.1.mixer.position_bias_u"] = torch.zeros(T, 5)
     save_file(weights, tmp_path / "in" / rp.SINGLE_FILE, metadata={"format": "pt"})
     with pytest.raises(ValueError) as info:
-        rp.main([str(tmp_path / "in"), str(tmp_path / "out"), "--max-positions", "32"])
+        rp.resize_positions(tmp_path / "in", tmp_path / "out", 32)
+    capsys.readouterr()  # the progress bars of saving the input
+    assert rp.main([str(tmp_path / "in"), str(tmp_path / "out"), "--max-positions", "32"]) == 2
+    assert capsys.readouterr().err == f"error: {info.value}\n"
     for word in ("model.layers.1.mixer.position_bias_u", "(16, 4)", "(16, 5)"):
         assert word in str(info.value)
     _assert_nothing_written(tmp_path)

@@ -6,6 +6,7 @@
 
 FOLDER holds a checkpoint written by `save_pretrained` (with its tokenizer; the byte tokenizer is used when the
 folder has none). Decoding runs on AFT's recurrent state: simple, local and conv keep a state of constant size.
+Every failure is one line `error: ...` on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,22 +16,49 @@ import sys
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
 from transformers.utils import logging as hf_logging
 
-import modeling_aft  # noqa: F401  (registers "aft" with the Auto classes)
-from modeling_aft import AFTByteTokenizer
+from conversion import cli
+from modeling_aft import AFTByteTokenizer  # importing modeling_aft registers "aft" with the Auto classes
 
 
 def load(folder: Path):
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; pass a folder written by save_pretrained.")
     if not (folder / "config.json").is_file():
-        raise SystemExit(f"error: {folder} holds no config.json; pass a folder written by save_pretrained.")
-    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+        raise FileNotFoundError(f"{folder} holds no config.json; pass a folder written by save_pretrained.")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    except (SafetensorError, RuntimeError) as err:  # a corrupt file; weights that do not fit the config
+        raise ValueError(f"{folder} holds a model that cannot be loaded: {err}") from err
     if (folder / "tokenizer_config.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(folder)
     else:
         tokenizer = AFTByteTokenizer()
     return model, tokenizer
+
+
+def check_length(config, prompt_tokens: int, max_new_tokens: int) -> None:
+    """Refuse before the first token a continuation longer than the positions the model learned; found during
+    generation, the error would come after part of the text was printed."""
+    limit = config.max_position_embeddings
+    if not config.has_absolute_positions or prompt_tokens + max_new_tokens <= limit:
+        return
+    fix = "or resize the model's positions to a longer maximum (python -m conversion.resize_positions) and fine-tune"
+    if prompt_tokens >= limit:
+        raise ValueError(
+            f"the prompt has {prompt_tokens} tokens but this AFT-{config.aft_variant} model learned positions only "
+            f"up to max_position_embeddings={limit}, which leaves no room for a new token; shorten the prompt to "
+            f"at most {limit - 1} tokens, {fix}."
+        )
+    raise ValueError(
+        f"the prompt's {prompt_tokens} tokens plus --max-new-tokens {max_new_tokens} make "
+        f"{prompt_tokens + max_new_tokens} but this AFT-{config.aft_variant} model learned positions only up to "
+        f"max_position_embeddings={limit}; "
+        f"pass --max-new-tokens {limit - prompt_tokens} or fewer, shorten the prompt, {fix}."
+    )
 
 
 def positive(kind):
@@ -44,7 +72,7 @@ def positive(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m training.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a saved AFTForCausalLM checkpoint")
     parser.add_argument("--prompt", default="The ", help="text to continue (default: %(default)r)")
     parser.add_argument("--max-new-tokens", type=positive(int), default=200)
@@ -59,14 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    return cli.run(lambda: generate(args))
+
+
+def generate(args: argparse.Namespace) -> int:
     if args.top_p > 1:
-        raise SystemExit(f"error: --top-p must lie in (0, 1]; got {args.top_p}.")
+        raise ValueError(f"--top-p must lie in (0, 1]; got {args.top_p}.")
+    if args.top_k < 0:
+        raise ValueError(f"--top-k must be >= 0 (0 disables top-k filtering); got {args.top_k}.")
     hf_logging.disable_progress_bar()
     model, tokenizer = load(args.folder)
     torch.manual_seed(args.seed)
     inputs = tokenizer(args.prompt, return_tensors="pt")
     if inputs["input_ids"].shape[1] == 0:
-        raise SystemExit("error: the prompt is empty; pass --prompt with at least one character.")
+        raise ValueError("the prompt is empty; pass --prompt with at least one character.")
+    check_length(model.config, inputs["input_ids"].shape[1], args.max_new_tokens)
     streamer = TextStreamer(tokenizer, skip_special_tokens=True)
     sampling = {} if args.greedy else dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     with torch.no_grad():
