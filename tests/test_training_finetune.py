@@ -413,3 +413,145 @@ def test_deepspeed_config_is_zero2_bf16_with_auto_accumulation_and_clipping(monk
     assert ds["bf16"]["enabled"] is True
     assert ds["zero_optimization"]["offload_optimizer"]["device"] == "none"
     assert os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# LoRA (--lora): only adapters train; the adapter folder loads three ways and gives the merged model's numbers
+# ------------------------------------------------------------------------------------------------------------------
+
+LORA_FAST = ["--lora", "--lora-rank", "4", "--lora-alpha", "8", "--learning-rate", "5e-2"]
+
+
+@pytest.fixture(scope="module")
+def lora_run(text_model, text_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lora") / "out"
+    args = ["causal-lm", str(text_model), "--text", str(text_file), "--output-dir", str(out), "--seq-len", "32"]
+    assert finetune.main(args + [*FAST, *LORA_FAST, "--merge"]) == 0
+    return out
+
+
+def _logits(model, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(input_ids=ids, use_cache=False).logits
+
+
+def test_lora_trains_only_the_adapters_and_lowers_held_out_loss(lora_run, text_model, text_file):
+    results = json.loads((lora_run / finetune.RESULTS_FILE).read_text())
+    before, after = results["before"]["eval_loss"], results["after"]["eval_loss"]
+    assert after < before - 0.2, (before, after)  # a frozen random tiny base: the adapters move it less than full
+    base = AutoModelForCausalLM.from_pretrained(text_model)
+    linear = [m for name, m in base.named_modules() if name.rsplit(".", 1)[-1] in finetune.DEFAULT_LORA_TARGETS]
+    expected = sum(4 * (m.in_features + m.out_features) for m in linear)  # r (d_in + d_out) per adapted layer
+    assert results["trainable_parameters"] == expected
+    assert results["all_parameters"] == sum(p.numel() for p in base.parameters()) + expected
+    assert results["lora"] == {"rank": 4, "alpha": 8.0, "dropout": 0.0, "targets": list(finetune.DEFAULT_LORA_TARGETS)}
+    # The adapter folder holds the adapter, not a copy of the base weights.
+    assert (lora_run / "adapter_model.safetensors").is_file() and not (lora_run / "model.safetensors").exists()
+    # The merged folder is a plain model that gives the reported held-out loss.
+    _, eval_blocks = _naive_blocks(list(text_file.read_bytes()), 32, 0.1)
+    merged = AutoModelForCausalLM.from_pretrained(lora_run / finetune.MERGED_FOLDER)
+    assert after == pytest.approx(_lm_loss_float64(merged.eval(), eval_blocks), rel=1e-4)
+
+
+def test_the_adapter_loads_with_auto_peft_peft_model_and_pipeline_and_equals_the_merged_model(lora_run, text_model):
+    from peft import AutoPeftModelForCausalLM, PeftModel
+    from transformers import pipeline
+
+    ids = torch.tensor([list(SENTENCE[:20].encode())])  # (1, 20)
+    merged = _logits(AutoModelForCausalLM.from_pretrained(lora_run / finetune.MERGED_FOLDER), ids)
+    base = _logits(AutoModelForCausalLM.from_pretrained(text_model), ids)
+    assert (merged - base).abs().max() > 1e-2  # the adapter changed the model
+    auto = AutoPeftModelForCausalLM.from_pretrained(lora_run)  # finds the base through adapter_config.json
+    wrapped = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(text_model), lora_run)
+    generator = pipeline("text-generation", model=str(lora_run))
+    for model in (auto, wrapped, generator.model):
+        torch.testing.assert_close(_logits(model, ids), merged, atol=1e-4, rtol=1e-4)
+    text = generator(SENTENCE[:12], max_new_tokens=8, do_sample=False)[0]["generated_text"]
+    assert text.startswith(SENTENCE[:12]) and len(text) > 12
+
+
+def test_finetune_writes_the_tokenizers_special_ids_so_trainer_has_nothing_to_align(lora_run, text_model, text_file,
+                                                                                   tmp_path, caplog):
+    for name in ("config.json", "generation_config.json"):
+        saved = json.loads((lora_run / finetune.MERGED_FOLDER / name).read_text())
+        assert {saved[key] for key in ("bos_token_id", "eos_token_id", "pad_token_id")} == {0}, name
+    assert json.loads((text_model / "config.json").read_text()).get("pad_token_id") is None  # the fixture lacks them
+    with caplog.at_level("WARNING", logger="transformers"):
+        args = ["causal-lm", str(text_model), "--text", str(text_file), "--output-dir", str(tmp_path / "o"),
+                "--seq-len", "32", "--max-steps", "1", "--cpu"]
+        assert finetune.main(args) == 0
+    assert "PAD/BOS/EOS" not in caplog.text
+
+
+def test_lora_image_classifier_trains_the_new_head_in_full(image_model, image_folder, tmp_path):
+    from peft import PeftModel
+
+    out = tmp_path / "out"
+    args = ["image-classification", str(image_model), "--images", str(image_folder), "--output-dir", str(out)]
+    assert finetune.main(args + FAST + LORA_FAST + ["--merge", "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((out / finetune.RESULTS_FILE).read_text())
+    assert results["after"]["eval_accuracy"] == 1.0, results
+    assert json.loads((out / "adapter_config.json").read_text())["modules_to_save"] == ["classifier"]
+    merged = AutoModelForImageClassification.from_pretrained(out / finetune.MERGED_FOLDER).eval()
+    assert merged.config.id2label == {0: "bright", 1: "dark"}
+    assert results["after"]["eval_loss"] == pytest.approx(_image_loss_and_accuracy(merged, image_folder)[0], rel=1e-3,
+                                                          abs=1e-6)
+    base = AutoModelForImageClassification.from_pretrained(image_model, num_labels=2, ignore_mismatched_sizes=True)
+    wrapped = PeftModel.from_pretrained(base, out).eval()
+    pixels = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(pixel_values=pixels).logits, merged(pixel_values=pixels).logits)
+
+
+def test_lora_errors_stop_before_training(text_model, local_text_model, text_file, tmp_path):
+    text = ["causal-lm", str(text_model), "--text", str(text_file)]
+    _fails([*text, "--merge"], "only apply with --lora", tmp_path / "a")
+    _fails([*text, "--lora", "--lora-rank", "0"], "--lora-rank=0", tmp_path / "b")
+    _fails([*text, "--lora", "--lora-targets", "q_proj,qkv"], "['qkv']", tmp_path / "c")
+    line = _fails(["causal-lm", str(local_text_model), "--text", str(text_file), "--seq-len", "16", "--lora",
+                   "--lora-targets", "q_proj,position_bias_u,position_bias_v"], "state_counts", tmp_path / "d")
+    assert "position_bias_u,position_bias_v" in line and "--lora-targets q_proj,k_proj" in line
+    _fails([*text, "--push-to-hub", "tester/x"], "needs --lora", tmp_path / "e")
+
+
+def test_lora_adapter_is_pushed_as_one_commit_without_the_merged_model(text_model, text_file, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from tests.helpers import HUB_VARIABLES
+    from tests.hub_server import HubServer
+
+    with HubServer(user="tester") as hub:
+        for key in HUB_VARIABLES:
+            monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv("HF_TOKEN", hub.token)
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no_saved_token"))
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite may run offline; this Hub is local
+        out = tmp_path / "out"
+        args = ["causal-lm", str(text_model), "--text", str(text_file), "--output-dir", str(out), "--seq-len", "32",
+                "--max-steps", "2", "--cpu", "--lora", "--merge", "--push-to-hub", "tester/aft-lora"]
+        assert finetune.main(args) == 0
+        files = hub.files("tester/aft-lora", "main")
+    assert files["adapter_model.safetensors"] == (out / "adapter_model.safetensors").read_bytes()
+    assert {"adapter_config.json", "tokenizer_config.json", finetune.RESULTS_FILE} <= set(files)
+    assert not any(name.startswith("merged/") or name == "training_args.bin" for name in files)
+    assert json.loads((out / finetune.RESULTS_FILE).read_text())["hub"]["repo_id"] == "tester/aft-lora"
+
+
+def test_lora_push_with_a_refused_token_stops_before_training(text_model, text_file, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from tests.helpers import HUB_VARIABLES
+    from tests.hub_server import HubServer
+
+    with HubServer(user="tester") as hub:
+        for key in HUB_VARIABLES:
+            monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no_saved_token"))
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite may run offline; this Hub is local
+        line = _fails(["causal-lm", str(text_model), "--text", str(text_file), "--lora", "--push-to-hub",
+                       "tester/x"], "--push-to-hub tester/x", tmp_path / "out")
+    assert "hf_wrong" not in line and not (tmp_path / "out" / "adapter_model.safetensors").exists()

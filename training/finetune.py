@@ -20,6 +20,20 @@ or non-image file is named, with the fix, before any training.
 Both evaluate before and after training, save the model and its tokenizer or image processor into OUT, and write
 OUT/finetune_results.json with the two evaluations. Under `accelerate launch` (see training/accelerate_configs/) the
 same command runs on several GPUs.
+
+LoRA (peft, the `tools` extra): `--lora` trains low-rank adapters instead of every weight and saves only the adapter
+into OUT (adapter_config.json, adapter_model.safetensors, the tokenizer or image processor), loadable with
+`AutoPeftModelForCausalLM.from_pretrained(OUT)`, `PeftModel.from_pretrained(base, OUT)` or
+`pipeline("text-generation", model=OUT)`.
+
+    [--lora] [--lora-rank 8] [--lora-alpha 16] [--lora-dropout 0.0] [--lora-targets q_proj,k_proj,...] [--merge]
+    [--push-to-hub REPO_ID [--hub-private] [--hub-revision BRANCH]]
+
+The default targets are every linear layer of the blocks: the mixer's q_proj, k_proj, v_proj, out_proj and the MLP's
+fc1, fc2 (not the embeddings, the tied LM head or the patch embedding). For image-classification the classifier head
+is trained in full (peft's modules_to_save): it is new whenever the classes change. `--merge` also writes OUT/merged,
+a full model folder with the adapters folded into the weights. `--push-to-hub` uploads the adapter folder as one
+commit (the token is checked before training, as the trainers' --push-to-hub does).
 """
 
 from __future__ import annotations
@@ -51,9 +65,27 @@ from transformers import (
 
 # Importing the package registers "aft" with the Auto classes before anything is loaded.
 from modeling_aft import AFTByteTokenizer
+from training.publish import PublishError
 from training.data_images import DECODE_ERRORS, UnreadableImageError, check_image_files, unreadable_image_message
 
 RESULTS_FILE = "finetune_results.json"
+MERGED_FOLDER = "merged"
+# Every linear layer of an AFT block (modeling_aft.AFTMixer and AFTMLP): attention-free mixing has no other weight
+# matrices, and LoRA on all of them is what "all-linear" means in peft minus the LM head, which is tied to the
+# byte embeddings here (adapting it would adapt the input side too).
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+# Parameters the mixer owns directly (not inside an nn.Linear). peft adapts such a parameter with
+# `target_parameters`, which replaces the whole AFTMixer by a peft ParamWrapper; AFTModel then calls
+# `self.layers[0].mixer.state_counts(cache)` on the wrapper, which does not forward it ("'ParamWrapper' object has no
+# attribute 'state_counts'"), so evaluation and generate() fail. Refused until the model reads the state through the
+# wrapped mixer (see MIXER_PARAMETER_FIX).
+MIXER_PARAMETERS = ("position_bias_u", "position_bias_v", "position_bias", "conv_weight", "conv_gamma", "conv_beta")
+MIXER_PARAMETER_FIX = (
+    "LoRA on the mixer's own parameters (peft target_parameters) wraps each AFTMixer in a peft ParamWrapper, which "
+    "hides AFTMixer.state_counts that AFTModel.past_state_count/past_state_steps call (evaluation and generate() "
+    "then fail with \"'ParamWrapper' object has no attribute 'state_counts'\"); adapt the linear layers instead "
+    f"(--lora-targets {','.join(DEFAULT_LORA_TARGETS)}), or fine-tune without --lora to train the position biases"
+)
 IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
 
 
@@ -266,12 +298,21 @@ def training_arguments(args: argparse.Namespace, remove_unused_columns: bool) ->
     )
 
 
+def base_path(args: argparse.Namespace) -> str:
+    """The folder the weights are read from. An adapter records it as its base model, so for LoRA it is the absolute
+    path: the adapter then loads from any working directory."""
+    return str(args.model_folder.resolve()) if args.lora else str(args.model_folder)
+
+
 def causal_lm_trainer(args: argparse.Namespace) -> tuple[Trainer, dict]:
     # The config, the tokenizer and the text are checked before the (possibly large) weights are read.
     check_seq_len(AutoConfig.from_pretrained(args.model_folder), args.seq_len)
     tokenizer = AutoTokenizer.from_pretrained(args.model_folder)
     train, evaluation = text_datasets(read_token_ids(args.text, tokenizer), args.seq_len, args.eval_fraction)
-    model = AutoModelForCausalLM.from_pretrained(args.model_folder)
+    model = AutoModelForCausalLM.from_pretrained(base_path(args))
+    align_special_tokens(model, tokenizer)
+    if args.lora:
+        model = wrap_lora(model, args)
     trainer = Trainer(
         model=model,
         args=training_arguments(args, remove_unused_columns=True),
@@ -299,7 +340,7 @@ def image_classification_trainer(args: argparse.Namespace) -> tuple[Trainer, dic
         evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
     check_image_files(image_paths(train) + image_paths(evaluation))
     model = AutoModelForImageClassification.from_pretrained(
-        args.model_folder,
+        base_path(args),
         # num_labels follows from id2label; passing it as well makes transformers compare it with the checkpoint's
         # old id2label first and warn that they disagree.
         id2label=dict(enumerate(classes)),
@@ -309,6 +350,8 @@ def image_classification_trainer(args: argparse.Namespace) -> tuple[Trainer, dic
     )
     if model.config.num_channels == 1 and getattr(processor, "do_convert_rgb", False):
         processor.do_convert_rgb = False  # converting grey images back to RGB would give the model 3 channels
+    if args.lora:
+        model = wrap_lora(model, args)
     transform = image_transform(processor, model.config.num_channels)
     train, evaluation = train.with_transform(transform), evaluation.with_transform(transform)
     check_pixel_shape(train, model.config)
@@ -322,6 +365,141 @@ def image_classification_trainer(args: argparse.Namespace) -> tuple[Trainer, dic
         compute_metrics=accuracy,
     )
     return trainer, {"train_images": len(train), "eval_images": len(evaluation), "classes": classes}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# LoRA (peft)
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def import_peft():
+    """peft is in the `tools` extra, not a core dependency: its absence is a one-line error with the fix."""
+    try:
+        import peft
+    except ImportError:
+        raise ValueError("--lora needs peft; install it with `pip install -e .[tools]` (or `pip install peft`).") from None
+    return peft
+
+
+def parse_lora_targets(text: str | None) -> list[str]:
+    if text is None:
+        return list(DEFAULT_LORA_TARGETS)
+    targets = [name.strip() for name in text.split(",") if name.strip()]
+    if not targets:
+        raise ValueError(f"--lora-targets {text!r} names no module; pass e.g. {','.join(DEFAULT_LORA_TARGETS)}.")
+    return targets
+
+
+def check_lora_targets(model, targets: list[str]) -> None:
+    """Each target is the last name of at least one nn.Linear of the model, and none is a mixer parameter."""
+    own = sorted(set(targets) & set(MIXER_PARAMETERS))
+    if own:
+        raise ValueError(f"--lora-targets {','.join(own)}: {MIXER_PARAMETER_FIX}.")
+    linear = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    unknown = [name for name in targets if name not in linear]
+    if unknown:
+        raise ValueError(
+            f"--lora-targets names {unknown}, which are no linear layer of this model; its linear layers are "
+            f"{sorted(linear)} (default: {','.join(DEFAULT_LORA_TARGETS)})."
+        )
+
+
+def wrap_lora(model, args: argparse.Namespace):
+    """The model with LoRA adapters on the chosen linear layers; only those (and a classifier head) train."""
+    peft = import_peft()
+    targets = parse_lora_targets(args.lora_targets)
+    check_lora_targets(model, targets)
+    classifier = args.task == "image-classification"
+    config = peft.LoraConfig(
+        r=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=targets,
+        # The head is new whenever the classes change: a low-rank update of a random matrix would not do.
+        modules_to_save=["classifier"] if classifier else None,
+        task_type=None if classifier else peft.TaskType.CAUSAL_LM,
+    )
+    return peft.get_peft_model(model, config)
+
+
+def parameter_counts(model) -> dict[str, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    if hasattr(model, "get_nb_trainable_parameters"):  # a PeftModel: counts the base weights once
+        trainable, total = model.get_nb_trainable_parameters()
+    return {"trainable_parameters": int(trainable), "all_parameters": int(total)}
+
+
+def align_special_tokens(model, tokenizer) -> None:
+    """The tokenizer's special ids (the byte tokenizer: 0 for bos, eos and pad) into the model's config and generation
+    config. Trainer (and TRL) otherwise rewrite them at the start of training with a warning; the model built is the
+    same either way, only its saved config then says what the tokenizer says."""
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        value = getattr(tokenizer, name, None)
+        if value is None:
+            continue
+        if getattr(model.config, name, None) is None:
+            setattr(model.config, name, value)
+        generation = getattr(model, "generation_config", None)
+        if generation is not None and getattr(generation, name, None) is None:
+            setattr(generation, name, value)
+
+
+def save_merged(trainer: Trainer, folder: Path) -> None:
+    """The adapters folded into the base weights: a plain model folder, loadable without peft."""
+    merged = trainer.model.merge_and_unload()
+    merged.save_pretrained(str(folder))
+    trainer.processing_class.save_pretrained(str(folder))
+
+
+def check_push(args: argparse.Namespace) -> None:
+    """Before training, as the trainers do: a repo id, a token the Hub accepts and may write with."""
+    if not args.push_to_hub:
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from training.publish import check_revision, check_token
+
+    if not args.lora:
+        raise ValueError(
+            "--push-to-hub uploads the LoRA adapter and needs --lora; publish a full fine-tuned folder with its card "
+            "through `python -m training.publish`."
+        )
+    try:
+        validate_repo_id(args.push_to_hub)
+    except HFValidationError as error:
+        raise ValueError(f"--push-to-hub {args.push_to_hub!r} is not a repo id ('org/name'): {error}") from None
+    try:
+        check_revision(args.hub_revision)
+        check_token(args.push_to_hub)
+    except PublishError as error:
+        raise ValueError(f"--push-to-hub {args.push_to_hub}: {error}") from None
+
+
+def push_adapter(folder: Path, args: argparse.Namespace) -> dict:
+    """Upload the adapter folder as one commit with training.publish's steps (token check, repo and branch, commit).
+    publish() itself wants a full model folder (config.json, weights, card); an adapter has adapter_config.json."""
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+
+    from training import publish
+
+    # The adapter and what loads it; not the merged full model beside it, nor Trainer's pickled training_args.bin.
+    files = [item for item in publish.collect_files(folder)
+             if item.path_in_repo.split("/")[0] not in (MERGED_FOLDER, "training_args.bin")]
+    token = get_token()
+    publish.refuse_token_in_files(files, token)
+    if not token:
+        raise publish.PublishError("no Hub token found; set HF_TOKEN or log in with `hf auth login` (a write token).")
+    api = HfApi(endpoint=publish.resolve_endpoint(None))
+    repo_id, revision = args.push_to_hub, args.hub_revision or "main"
+    if "/" not in repo_id:
+        repo_id = f"{publish.token_owner(api, token)}/{repo_id}"
+    publish.open_repo(api, repo_id, args.hub_private, revision, token)
+    operations = [CommitOperationAdd(item.path_in_repo, str(item.local)) for item in files]
+    commit = publish.hub_step(f"committing to {repo_id} ({revision})", token, api.create_commit, repo_id, operations,
+                              commit_message=f"Upload LoRA adapter {folder.resolve().name} with training.finetune",
+                              revision=revision)
+    return {"repo_id": repo_id, "revision": revision, "commit_url": commit.commit_url}
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -360,6 +538,9 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, dict]:
     """Everything that can fail on bad input, done before any training: the checks, the model, the data."""
     check_numbers(args)
     check_model_folder(args.model_folder)
+    if args.lora:
+        import_peft()
+    check_push(args)
     set_seed(args.seed)  # before loading: a re-initialised classifier head draws its weights then
     build = causal_lm_trainer if args.task == "causal-lm" else image_classification_trainer
     return build(args)
@@ -368,6 +549,10 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, dict]:
 def finetune(trainer: Trainer, args: argparse.Namespace, data: dict) -> dict:
     """Evaluate, train, evaluate again, save the model and the results; returns what is written to the JSON."""
     main_process = trainer.is_world_process_zero()  # under accelerate launch, one process reports
+    counts = parameter_counts(trainer.model)
+    if main_process and args.lora:
+        print(f"LoRA: {counts['trainable_parameters']:,} trainable of {counts['all_parameters']:,} parameters",
+              flush=True)
     before = evaluation_summary(trainer.evaluate(), args.task)
     if main_process:
         print(describe("before", before), flush=True)
@@ -384,8 +569,18 @@ def finetune(trainer: Trainer, args: argparse.Namespace, data: dict) -> dict:
         "train_loss": train_output.training_loss,
         "before": before,
         "after": after,
+        **counts,
     }
+    if args.lora:
+        results["lora"] = {"rank": args.lora_rank, "alpha": args.lora_alpha, "dropout": args.lora_dropout,
+                           "targets": parse_lora_targets(args.lora_targets)}
+        if args.merge and main_process:
+            save_merged(trainer, args.output_dir / MERGED_FOLDER)
+            results["merged_folder"] = str(args.output_dir / MERGED_FOLDER)
     if main_process:
+        write_json_atomically(args.output_dir / RESULTS_FILE, results)  # before the push: it goes up with the adapter
+    if main_process and args.push_to_hub:
+        results["hub"] = push_adapter(args.output_dir, args)
         write_json_atomically(args.output_dir / RESULTS_FILE, results)
     return results
 
@@ -418,6 +613,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--logging-steps", type=int, default=10)
         sub.add_argument("--report-to", default="none", help="none, tensorboard, ... (transformers' report_to)")
         sub.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
+        lora = sub.add_argument_group("LoRA (peft)")
+        lora.add_argument("--lora", action="store_true", help="train LoRA adapters only; OUT holds the adapter")
+        lora.add_argument("--lora-rank", type=int, default=8, help="the adapters' rank r")
+        lora.add_argument("--lora-alpha", type=float, default=16.0, help="scale alpha (the update is alpha / r B A)")
+        lora.add_argument("--lora-dropout", type=float, default=0.0, help="dropout on the adapters' input")
+        lora.add_argument("--lora-targets", default=None,
+                          help=f"comma-separated linear layer names (default {','.join(DEFAULT_LORA_TARGETS)})")
+        lora.add_argument("--merge", action="store_true", help=f"also write OUT/{MERGED_FOLDER}, adapters merged")
+        lora.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the adapter folder")
+        lora.add_argument("--hub-private", action="store_true", help="create the Hub repo private")
+        lora.add_argument("--hub-revision", default=None, help="the branch to commit to (default main)")
     return parser
 
 
@@ -432,6 +638,20 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--epochs={args.epochs} must be > 0.")
     if not 0.0 <= args.warmup_ratio < 1.0:
         raise ValueError(f"--warmup-ratio={args.warmup_ratio} must lie in [0, 1).")
+    lora_options = {"--lora-rank": args.lora_rank != 8, "--lora-alpha": args.lora_alpha != 16.0,
+                    "--lora-dropout": args.lora_dropout != 0.0, "--lora-targets": args.lora_targets is not None,
+                    "--merge": args.merge}
+    given = [name for name, changed in lora_options.items() if changed]
+    if given and not args.lora:
+        raise ValueError(f"{', '.join(given)} only apply with --lora; add --lora (or drop them).")
+    if args.lora_rank < 1:
+        raise ValueError(f"--lora-rank={args.lora_rank} must be at least 1 (8 or 16 are usual).")
+    if not args.lora_alpha > 0:
+        raise ValueError(f"--lora-alpha={args.lora_alpha} must be > 0 (often 2 x --lora-rank).")
+    if not 0.0 <= args.lora_dropout < 1.0:
+        raise ValueError(f"--lora-dropout={args.lora_dropout} must lie in [0, 1).")
+    if args.lora:
+        parse_lora_targets(args.lora_targets)
     if args.task == "causal-lm":
         check_fraction(args.eval_fraction)
     elif args.max_eval_samples is not None and args.max_eval_samples < 1:
@@ -464,6 +684,8 @@ def main(argv: list[str] | None = None) -> int:
         finetune(trainer, args, data)
     except UnreadableImageError as error:  # a file damaged after the check; nothing has been saved
         raise fail(error) from None
+    except PublishError as error:  # the push failed after saving
+        raise fail(RuntimeError(f"{error}; the adapter is saved in {args.output_dir}, push it again later")) from None
     if trainer.is_world_process_zero():
         print(f"saved the fine-tuned model and {RESULTS_FILE} to {args.output_dir}")
     return 0
