@@ -377,7 +377,8 @@ def import_peft():
     try:
         import peft
     except ImportError:
-        raise ValueError("--lora needs peft; install it with `pip install -e .[tools]` (or `pip install peft`).") from None
+        raise ValueError("--lora needs peft; install it with `pip install -e .[tools]` (or pip install peft).") \
+            from None
     return peft
 
 
