@@ -10,3 +10,7 @@
 Nothing is written until a conversion has succeeded (a `.tmp-*` folder renamed into place). The model package never
 imports this one.
 """
+
+from training import quiet as _quiet
+
+_quiet.install()
