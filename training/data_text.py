@@ -8,7 +8,10 @@ The token ids are the UTF-8 bytes (256 ids, the enwik8 convention of the paper, 
   (about 10,000 articles, 4.9 MB), split by article;
 - `enwik8` or `enwik8.zip` (the Hutter prize file): the standard 90M / 5M / 5M split;
 - any other file: its bytes, split contiguously by the given fractions;
-- a folder: its files concatenated, then split as one file.
+- a folder: its files concatenated, then split as one file;
+- a `datasets` dataset (`load_text_dataset`): a Hub name, local json/jsonl, parquet, csv or text files or folders,
+  or a `save_to_disk` folder; its documents joined as a folder's files are, its own train/validation/test splits
+  kept, a missing one cut from the end of train as a file is cut; streamed up to a byte budget if asked.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ class TextSplits:
     train: np.ndarray  # (N_train,) uint8
     valid: np.ndarray  # (N_valid,) uint8
     test: np.ndarray  # (N_test,) uint8
-    source: str  # "wikipedia", "enwik8", "text-file" or "text-folder"
+    source: str  # "wikipedia", "enwik8", "text-file", "text-folder", or a dataset's name
     description: str
+    dataset_id: str | None = None  # a Hub dataset's id, for the model card's metadata
 
 
 # --- the default corpus: Wikipedia lead sections --------------------------------------------------------------------
@@ -266,6 +270,222 @@ def load_text(
     return _finish(_contiguous_splits(data, valid_fraction, test_fraction), "text-file", description)
 
 
+# --- `datasets` datasets: the Hub, local json/jsonl, parquet, csv and text files, save_to_disk folders -------------
+
+# The local file formats and the `datasets` builder that reads each. Text files are read whole, one document each
+# (sample_by="document"), so that a text file gives the same bytes as through `load_text` (datasets opens them in
+# text mode: "\r\n" and "\r" become "\n").
+DATASET_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text",
+                    ".text": "text", ".md": "text"}
+# datasets' own names for a validation split (its data_files patterns); the first present is taken.
+VALID_SPLIT_NAMES = ("validation", "valid", "val", "dev")
+# What --streaming reads when no budget is given: enwik8's 10^8 bytes, which a CPU run never exhausts, instead of a
+# whole Hub-scale corpus.
+STREAMING_MAX_BYTES = 10**8
+_READ_BATCH = 1000  # rows per Arrow batch read
+
+
+def _local_builder(path: Path, formats: dict[str, str] = DATASET_BUILDERS) -> str:
+    """The `datasets` builder of a local file, or of a folder's (non-hidden) files, all of one format."""
+    files = [path] if path.is_file() else [path / f for f in _folder_files(path)]
+    found = {f.suffix.lower() for f in files}
+    builders = {formats.get(suffix) for suffix in found}
+    known = ", ".join(sorted(formats))
+    if not files:
+        raise ValueError(f"the folder {path} holds no (non-hidden) file; put {known} files in it.")
+    if None in builders:
+        odd = sorted(suffix or "(no extension)" for suffix in found if suffix not in formats)
+        raise ValueError(f"--dataset {path}: cannot tell the format of its {', '.join(odd)} file(s); use one of "
+                         f"{known} (or pass a plain text file or folder with --data).")
+    if len(builders) > 1:
+        raise ValueError(f"--dataset {path} mixes {' and '.join(sorted(builders))} files ({', '.join(sorted(found))});"
+                         " put the files of one format in a folder of their own.")
+    return builders.pop()
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    """A folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk` (read with `load_from_disk`)."""
+    return path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file())
+
+
+def _first_lines(err: BaseException) -> str:
+    """datasets' message on one line; its second line often holds the fix (the configurations to pick from)."""
+    return " ".join(" ".join(str(err).strip().split("\n")[:2]).split()) or type(err).__name__
+
+
+def open_dataset(source: str | os.PathLike, config: str | None = None, streaming: bool = False,
+                 local_builder=_local_builder, builder_kwargs: dict | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> tuple[dict, str | None]:
+    """The splits of a `datasets` dataset by name, and its Hub id (None for a local one).
+
+    An existing path is local: a `save_to_disk` folder (load_from_disk; memory-mapped, so reading it never loads it
+    whole, and --streaming changes nothing), a file (one "train" split) or a folder (load_dataset(builder,
+    data_dir=...): files named train / validation / test, or in folders of those names, become those splits). Any
+    other name is a Hub dataset, `config` its configuration. Every failure is one ValueError naming the fix."""
+    import datasets  # slow to import; only --dataset needs it
+
+    path = Path(source)
+    hub_id = None if path.exists() else str(source)
+    try:
+        if hub_id is not None:
+            loaded = datasets.load_dataset(hub_id, config, streaming=streaming,
+                                           cache_dir=None if cache_dir is None else str(cache_dir))
+        elif _is_saved_dataset(path):
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            builder = local_builder(path)
+            where = {"data_files": {"train": str(path)}} if path.is_file() else {"data_dir": str(path)}
+            loaded = datasets.load_dataset(builder, **where, streaming=streaming, **(builder_kwargs or {}).get(
+                builder, {}), cache_dir=None if cache_dir is None else str(cache_dir))
+    except ValueError as err:
+        if hub_id is None and str(err).startswith("--dataset"):
+            raise
+        raise ValueError(f"--dataset {source}: {_first_lines(err)}") from None
+    except Exception as err:  # noqa: BLE001 -- datasets raises many kinds (ConnectionError, DatasetNotFoundError...)
+        fix = ("check the name (and --dataset-config), the network, or HF_DATASETS_OFFLINE / HF_HUB_OFFLINE; a local "
+               "dataset is a path that exists") if hub_id else "check the files"
+        raise ValueError(f"--dataset {source} does not load ({type(err).__name__}: {_first_lines(err)}); {fix}.") \
+            from None
+    if isinstance(loaded, (datasets.Dataset, datasets.IterableDataset)):  # a saved single Dataset
+        loaded = {"train": loaded}
+    return dict(loaded), hub_id
+
+
+def pick_splits(splits: dict, source, split: str | None) -> tuple[str, str | None, str | None]:
+    """(train, validation, test) split names: `split` alone when given, else the dataset's train and, if it has
+    them, its validation (any of VALID_SPLIT_NAMES) and test splits."""
+    names = ", ".join(splits) or "none"
+    if split is not None:
+        if split not in splits:
+            raise ValueError(f"--dataset {source} has no split {split!r}; its splits: {names}; pass one of them to "
+                             "--dataset-split.")
+        return split, None, None
+    if "train" not in splits:
+        if len(splits) == 1:
+            return next(iter(splits)), None, None
+        raise ValueError(f"--dataset {source} has no 'train' split (its splits: {names}); pass --dataset-split NAME "
+                         "to train on one of them (it is then cut into train / valid / test).")
+    valid = next((name for name in VALID_SPLIT_NAMES if name in splits), None)
+    return "train", valid, "test" if "test" in splits else None
+
+
+def _columns(ds) -> list[str] | None:
+    return None if ds.features is None else list(ds.features)  # a streamed dataset may not know them before reading
+
+
+def _missing_column(column: str, columns, what: str, flag: str = "--text-column") -> ValueError:
+    return ValueError(f"{what} has no column {column!r}; its columns: {', '.join(columns) or 'none'}; pass "
+                      f"{flag} with one of them.")
+
+
+def _check_text_feature(ds, column: str, what: str) -> None:
+    columns = _columns(ds)
+    if columns is None:
+        return
+    if column not in columns:
+        text = [name for name in columns if _is_text_feature(ds.features[name])]
+        error = _missing_column(column, columns, what)
+        raise ValueError(f"{error} (text columns: {', '.join(text) or 'none'})") if text else error
+    if not _is_text_feature(ds.features[column]):
+        text = [name for name in columns if _is_text_feature(ds.features[name])]
+        raise ValueError(f"{what}: the column {column!r} holds {ds.features[column]}, not text; pass --text-column "
+                         f"with a column of strings ({', '.join(text) or 'this dataset has none'}).")
+
+
+def _is_text_feature(feature) -> bool:
+    return getattr(feature, "dtype", None) in ("string", "large_string")
+
+
+def read_documents(ds, column: str, max_bytes: int | None, what: str) -> np.ndarray:
+    """The column's documents as UTF-8 bytes joined by DOCUMENT_SEPARATOR (as a folder's files are; empty and
+    missing documents skipped, as empty files are), cut at `max_bytes` (None: all). Reading stops at the budget,
+    so a streamed dataset is read only that far."""
+    _check_text_feature(ds, column, what)
+    if _columns(ds) is not None:  # never decode the other columns (images, audio...)
+        ds = ds.select_columns([column])
+    parts, size = [], 0
+    for batch in ds.iter(batch_size=_READ_BATCH):
+        if column not in batch:
+            raise _missing_column(column, list(batch), what)
+        for document in batch[column]:
+            if document is None or document == "":
+                continue
+            if not isinstance(document, str):
+                raise ValueError(f"{what}: the column {column!r} holds {type(document).__name__} values, not text; "
+                                 "pass --text-column with a column of strings.")
+            raw = document.encode("utf-8")
+            parts.append(raw)
+            size += len(raw) + len(DOCUMENT_SEPARATOR)
+            if max_bytes is not None and size >= max_bytes:
+                break
+        if max_bytes is not None and size >= max_bytes:
+            break
+    if not parts:
+        raise ValueError(f"{what} holds no text in the column {column!r} (no rows, or only empty ones); pass a "
+                         "dataset with text, or another --text-column / --dataset-split.")
+    data = DOCUMENT_SEPARATOR.join(parts)
+    return _to_bytes(data if max_bytes is None else data[:max_bytes])
+
+
+def load_text_dataset(
+    source: str | os.PathLike,
+    config: str | None = None,
+    split: str | None = None,
+    text_column: str = "text",
+    streaming: bool = False,
+    max_bytes: int | None = None,
+    valid_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    cache_dir: str | os.PathLike | None = None,
+) -> TextSplits:
+    """A `datasets` dataset as a byte-level corpus (see `open_dataset` for what `source` may be).
+
+    The documents of `text_column` become UTF-8 bytes joined by a blank line, as a folder's files are. Splits: the
+    dataset's own train, validation (or valid / val / dev) and test; a missing validation or test split is cut from
+    the end of train by its fraction, as `load_text` cuts a file (train only: exactly a file's 90/5/5). With `split`,
+    that split alone is read and cut. `max_bytes` caps the corpus (default: everything; with `streaming`,
+    STREAMING_MAX_BYTES): train, validation and test are read up to their shares of it (90/5/5), only a split's first
+    documents are read, so a streamed Hub-scale dataset is never downloaded whole; cut splits come out of train's
+    share read as max_bytes bytes in all."""
+    _check_fractions(valid_fraction, test_fraction)
+    if streaming and max_bytes is None:
+        max_bytes = STREAMING_MAX_BYTES
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 6):
+        raise ValueError(f"--max-bytes {max_bytes!r} must be an integer of at least 6 bytes (2 per split), such as "
+                         f"{STREAMING_MAX_BYTES}.")
+    splits, hub_id = open_dataset(source, config, streaming, builder_kwargs={"text": {"sample_by": "document"}},
+                                  cache_dir=cache_dir)
+    train_name, valid_name, test_name = pick_splits(splits, source, split)
+    label = f"--dataset {source}" + (f" ({config})" if config else "")
+    shares = {"valid": (valid_name, valid_fraction), "test": (test_name, test_fraction)}
+    budgets = {key: None if max_bytes is None else int(max_bytes * fraction) for key, (_, fraction) in shares.items()}
+    train_budget = None if max_bytes is None else max_bytes - sum(
+        budgets[key] for key, (name, _) in shares.items() if name is not None)
+    train = read_documents(splits[train_name], text_column, train_budget, f"the {train_name!r} split of {label}")
+    cut = {key: int(train.size * fraction) if name is None else 0 for key, (name, fraction) in shares.items()}
+    n_train = train.size - cut["valid"] - cut["test"]
+    arrays = {"train": train[:n_train]}
+    arrays["valid"] = (train[n_train:n_train + cut["valid"]] if valid_name is None else
+                       read_documents(splits[valid_name], text_column, budgets["valid"],
+                                      f"the {valid_name!r} split of {label}"))
+    arrays["test"] = (train[n_train + cut["valid"]:] if test_name is None else
+                      read_documents(splits[test_name], text_column, budgets["test"],
+                                     f"the {test_name!r} split of {label}"))
+    own = [f"{name} as {key}" for key, (name, _) in shares.items() if name is not None]
+    cut_names = [key for key, (name, _) in shares.items() if name is None]
+    how = ", ".join([f"its {train_name!r} split as train", *own])
+    if cut_names:
+        percents = ", ".join(f"{shares[key][1]:.0%}" for key in cut_names)
+        how += f"; {' and '.join(cut_names)} cut from the end of train ({percents})"
+    budget = "" if max_bytes is None else f", at most {max_bytes:,} bytes read" + (" (streamed)" if streaming else "")
+    description = (f"the dataset {str(source)!r}" + (f" ({config})" if config else "") +
+                   f", column {text_column!r}, documents joined by a blank line; {how}{budget}")
+    name = hub_id or Path(source).name
+    finished = _finish(arrays, name, description)
+    finished.dataset_id = hub_id
+    return finished
+
+
 # --- training windows ----------------------------------------------------------------------------------------------
 
 
@@ -301,4 +521,5 @@ class ByteChunks(Dataset):
         return torch.from_numpy(window.astype(np.int64))  # (seq_len + 1,)
 
 
-__all__ = ["TextSplits", "ByteChunks", "load_text", "load_wikipedia_text", "wikipedia_json_path"]
+__all__ = ["TextSplits", "ByteChunks", "load_text", "load_text_dataset", "load_wikipedia_text", "open_dataset",
+           "wikipedia_json_path"]

@@ -54,7 +54,9 @@ FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 # What torch.save and safetensors raise on a failed write: not OSError, so recognised by their text.
 WRITE_FAILED = re.compile(r"no space left|os error 28|storagefull|disk quota|file write failed", re.IGNORECASE)
 # Arguments that decide which samples each step sees: a checkpoint made with other values cannot be continued.
-DATA_ORDER_ARGS = ("seed", "batch_size", "seq_len", "data")
+# The --dataset ones exist in some trainers only (getattr gives None elsewhere, and in checkpoints from before them).
+DATA_ORDER_ARGS = ("seed", "batch_size", "seq_len", "data", "dataset", "dataset_config", "dataset_split", "text_column",
+                   "streaming", "max_bytes", "image_column", "label_column")
 
 
 class TrainingError(ValueError):

