@@ -9,7 +9,9 @@ the classifier normalises with. Sources:
 - CIFAR-10 "python version", the `cifar-10-batches-py` folder or the `cifar-10-python.tar.gz` archive itself;
 - an ImageNet-style folder `root/train/<class>/*` and `root/val/<class>/*` (or `root/validation/...`), listed with
   `datasets.load_dataset("imagefolder")`, every file checked cheaply when the folder is opened (`check_image_files`:
-  a truncated, empty or non-image file stops the run before its first step, named), and decoded lazily.
+  a truncated, empty or non-image file stops the run before its first step, named), and decoded lazily;
+- a `datasets` dataset (`load_image_dataset`): a Hub name, a folder in datasets' "imagefolder" layout or a
+  save_to_disk folder, with an Image column and class labels (a ClassLabel's names become the class names).
 
 `make_image_processor` builds the processor saved next to a classifier (`modeling_aft.AFTImageProcessorPil`, which
 lives in the model package so that a saved folder loads it without this one): it converts to the model's channel
@@ -64,9 +66,10 @@ class ImageSplits:
     class_names: list[str]
     num_channels: int
     image_size: int
-    source: str  # for model cards: "fashion_mnist", "cifar10" or "imagefolder"
+    source: str  # for model cards: "fashion_mnist", "cifar10", "imagefolder", or a dataset's name
     mean: tuple[float, ...]  # per channel, of pixels / 255: what `normalize` and the saved processor use
     std: tuple[float, ...]
+    dataset_id: str | None = None  # a Hub dataset's id, for the model card's metadata
 
 
 class ArrayImageDataset(Dataset):
@@ -478,6 +481,152 @@ def imagenet_mean_std(num_channels: int) -> tuple[tuple[float, ...], tuple[float
     return (round(sum(w * m for w, m in zip(weights, IMAGENET_MEAN)), 4),), (
         round(sum(w * s for w, s in zip(weights, IMAGENET_STD)), 4),
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# `datasets` datasets: the Hub, an image folder in datasets' layout, a save_to_disk folder
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class DatasetImages(Dataset):
+    """The images of a `datasets` split with an Image feature, decoded per item (converted, resized, centre-cropped
+    as a folder's files are), with labels read once."""
+
+    def __init__(self, split, image_column: str, labels: list[int], image_size: int, num_channels: int):
+        self.split = split.select_columns([image_column])  # never decode the other columns
+        self.image_column, self.labels = image_column, labels
+        self.image_size, self.num_channels = image_size, num_channels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        try:
+            image = self.split[int(index)][self.image_column]
+            pixels = pil_to_tensor(image, self.num_channels, self.image_size)  # (C, S, S)
+        except DECODE_ERRORS as error:  # datasets decodes with PIL
+            raise UnreadableImageError(f"cannot read image {index} of the dataset ({_reason('', error)}); remove or "
+                                       "replace it.") from error
+        return pixels, self.labels[index]
+
+
+def _class_labels(split, column: str, what: str, names: list[str] | None = None) -> tuple[list[int], list[str]]:
+    """Integer labels and the class names: a ClassLabel's names; strings' sorted values; integers as their digits.
+    `names`: those of the train split, which the other splits' labels must use."""
+    import datasets
+
+    feature = split.features[column]
+    values = split.data.column(column).to_pylist()
+    if isinstance(feature, datasets.ClassLabel):
+        own = list(feature.names)
+        if names is not None and own != names:
+            raise ValueError(f"{what} has the classes {own}, the train split {names}; pass a dataset whose splits "
+                             "share their classes.")
+    elif getattr(feature, "dtype", None) in ("string", "large_string"):
+        own = sorted({v for v in values if v is not None})
+        index = {name: i for i, name in enumerate(names if names is not None else own)}
+        values = [index.get(v, -1) for v in values]
+    elif str(getattr(feature, "dtype", "")).startswith(("int", "uint")):
+        own = [str(i) for i in range(max((v for v in values if v is not None), default=-1) + 1)]
+    else:
+        raise ValueError(f"{what}: the column {column!r} holds {feature}, not class labels; pass --label-column with a "
+                         "ClassLabel, string or integer column.")
+    names = own if names is None else names
+    bad = [v for v in values if v is None or not 0 <= v < len(names)]
+    if bad:
+        raise ValueError(f"{what}: the column {column!r} holds {len(bad)} label(s) outside the {len(names)} classes of "
+                         f"the train split (such as {bad[0]!r}: an unlabelled image?); pass a labelled split with "
+                         "--dataset-split.")
+    return values, names
+
+
+def _check_image_column(split, column: str, what: str) -> None:
+    import datasets
+
+    from .data_text import _missing_column
+
+    if column not in split.features:
+        images = [name for name, f in split.features.items() if isinstance(f, datasets.Image)]
+        raise ValueError(f"{_missing_column(column, list(split.features), what, '--image-column')} (image columns: "
+                         f"{', '.join(images) or 'none'})")
+    if not isinstance(split.features[column], datasets.Image):
+        raise ValueError(f"{what}: the column {column!r} holds {split.features[column]}, not images; pass "
+                         "--image-column with a column of the Image feature.")
+
+
+def _local_files(split, column: str) -> list[str]:
+    """The paths of the images a split reads from files (an image folder; embedded images have bytes)."""
+    storage = split.data.column(column).combine_chunks()
+    paths, raw = storage.field("path").to_pylist(), storage.field("bytes").to_pylist()
+    return [path for path, data in zip(paths, raw) if data is None and path]
+
+
+def load_image_dataset(
+    source: str | os.PathLike,
+    image_size: int,
+    num_channels: int = 3,
+    config: str | None = None,
+    split: str | None = None,
+    image_column: str = "image",
+    label_column: str | None = "label",
+    valid_fraction: float = 0.05,
+    cache_dir: str | os.PathLike | None = None,
+    check_files: bool = True,
+) -> ImageSplits:
+    """A `datasets` image dataset: a Hub name (`config`), a folder read by `load_dataset("imagefolder")` (class
+    folders give the labels; train/ and validation/ (or val/, test/) folders the splits) or a save_to_disk folder.
+
+    `image_column` holds an Image feature; `label_column` a ClassLabel (its names become the class names), strings
+    or integers; None: no labels (the pixel LM), every label 0. Splits: train, and as valid the dataset's validation
+    (or valid / val / dev), else its test split; with neither, or with `split` alone, a fixed pseudo-random
+    `valid_fraction` of the images (seed 0, at least one) is held out as valid. Images are decoded per item; with
+    `check_files` the files of a local image folder are checked first (`check_image_files`)."""
+    from .data_text import _missing_column, open_dataset, pick_splits
+
+    if image_size is None or image_size < 1:
+        raise ValueError(f"image_size={image_size}: a dataset's images need the model's image size (e.g. 224).")
+    if num_channels not in (1, 3):
+        raise ValueError(f"num_channels={num_channels}; images are read as grey (1) or RGB (3).")
+    if not 0 < valid_fraction < 1:
+        raise ValueError(f"valid_fraction={valid_fraction!r} is outside (0, 1); pass a fraction such as 0.05.")
+    splits, hub_id = open_dataset(source, config, local_builder=lambda path: "imagefolder", cache_dir=cache_dir)
+    train_name, valid_name, _ = pick_splits(splits, source, split)
+    if split is None and valid_name is None and "test" in splits:
+        valid_name = "test"
+    label = f"--dataset {source}" + (f" ({config})" if config else "")
+    parts = {"train": splits[train_name]}
+    if valid_name is not None:
+        parts["valid"] = splits[valid_name]
+    names: list[str] | None = None if label_column is not None else ["image"]
+    labels = {}
+    for key, part in parts.items():  # train first: its classes are the model's
+        what = f"the {train_name if key == 'train' else valid_name!r} split of {label}"
+        if len(part) == 0:
+            raise ValueError(f"{what} holds no images; pass a dataset with images (or another --dataset-split).")
+        _check_image_column(part, image_column, what)
+        if label_column is None:
+            labels[key] = [0] * len(part)
+        elif label_column not in part.features:
+            raise _missing_column(label_column, list(part.features), what, "--label-column")
+        else:
+            labels[key], names = _class_labels(part, label_column, what, names)
+    if check_files and hub_id is None:
+        check_image_files([path for part in parts.values() for path in _local_files(part, image_column)])
+    if valid_name is None:  # hold out a fixed random share: a dataset's rows are often sorted by class
+        order = np.random.default_rng(0).permutation(len(parts["train"]))
+        n_valid = max(1, int(len(order) * valid_fraction))
+        if len(order) - n_valid < 1:
+            raise ValueError(f"{label} holds {len(order)} image(s): too few to hold out a validation split; add "
+                             "images or a validation split.")
+        keep, held = np.sort(order[:-n_valid]), np.sort(order[-n_valid:])
+        train = parts["train"]
+        parts = {"train": train.select(keep), "valid": train.select(held)}
+        labels = {"train": [labels["train"][i] for i in keep], "valid": [labels["train"][i] for i in held]}
+    sets = [DatasetImages(parts[key], image_column, labels[key], image_size, num_channels)
+            for key in ("train", "valid")]
+    mean, std = imagenet_mean_std(num_channels)
+    name = hub_id or Path(source).name
+    return ImageSplits(sets[0], sets[1], names, num_channels, image_size, name, mean, std, dataset_id=hub_id)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -3,11 +3,15 @@
 
     python -m training.train_image                                          # Fashion-MNIST (Debian), CPU minutes
     python -m training.train_image --preset imagenet-conv-tiny-32-11 --data /path/to/imagenet   # train/ and val/
+    python -m training.train_image --dataset uoft-cs/cifar10 --image-column img --config-overrides image_size=32
 
 DeiT recipe: AdamW, linear warmup then cosine decay, label smoothing, random-resized crop and horizontal flip,
 mixup and cutmix (--mixup-alpha, --cutmix-alpha; 0 disables each). --data: nothing (Fashion-MNIST), an image folder in
 the ImageNet layout (train/<class>/*, val/<class>/*), or a CIFAR-10 python folder / archive. The run ends with a
-Hugging Face folder OUTPUT_DIR/model (weights, image processor, model card with the measured top-1).
+Hugging Face folder OUTPUT_DIR/model (weights, image processor, model card with the measured top-1). --dataset instead
+reads a `datasets` dataset (a Hub name, a folder in datasets' imagefolder layout, a save_to_disk folder) with an Image
+column and a label column (a ClassLabel's names become id2label); valid is its validation (else test) split, or 5% of
+train held out.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from modeling_aft import AFTConfig, AFTForImageClassification
 
 from . import engine
 from .augment import mixup_cutmix, random_flip, random_resized_crop, soft_target_cross_entropy
-from .data_images import is_fixed_size, load_images, make_image_processor, normalize
+from .data_images import is_fixed_size, load_image_dataset, load_images, make_image_processor, normalize
 
 # Images of a folder are decoded at image_size / 0.875 (256 for 224), cropped at random for training and in the
 # centre for evaluation, as DeiT does.
@@ -43,7 +47,42 @@ def parser():
     p.add_argument("--cutmix-alpha", type=float)
     p.add_argument("--mixup-prob", type=float, help="probability that a batch is mixed at all")
     p.add_argument("--crop-scale-min", type=float, help="smallest area fraction of the random-resized crop")
+    add_dataset_args(p, labels=True)
     return p
+
+
+def add_dataset_args(p, labels: bool) -> None:
+    """--dataset and its options, shared with the pixel trainer (which needs no labels)."""
+    d = p.add_argument_group("datasets input (instead of --data)")
+    d.add_argument("--dataset", metavar="NAME_OR_PATH",
+                   help="a Hub dataset, a folder in datasets' imagefolder layout, or a save_to_disk folder")
+    d.add_argument("--dataset-config", metavar="NAME", help="the dataset's configuration (Hub datasets with several)")
+    d.add_argument("--dataset-split", metavar="SPLIT",
+                   help="train on this split alone, 5%% held out as valid (default: train, and validation or test)")
+    d.add_argument("--image-column", metavar="COLUMN", help="the column of images (default: image)")
+    if labels:
+        d.add_argument("--label-column", metavar="COLUMN",
+                       help="the column of class labels: ClassLabel, strings or integers (default: label)")
+
+
+def load_data(args, image_size: int | None, num_channels: int | None):
+    """--data (Fashion-MNIST, CIFAR-10, an ImageNet-layout folder) or --dataset (`datasets`), as ImageSplits."""
+    options = [name for name in ("dataset_config", "dataset_split", "image_column", "label_column")
+               if getattr(args, name, None) is not None]
+    if args.dataset is None and options:
+        given = ", ".join(f"--{name.replace('_', '-')}" for name in options)
+        raise engine.TrainingError(f"{given} only apply to --dataset; pass --dataset NAME_OR_PATH, or drop them.")
+    if args.dataset is not None and args.data is not None:
+        raise engine.TrainingError(f"pass either --data {args.data} or --dataset {args.dataset}, not both.")
+    try:
+        if args.dataset is None:
+            return load_images(args.data, image_size=image_size, num_channels=num_channels)
+        labels = (args.label_column or "label") if hasattr(args, "label_column") else None
+        return load_image_dataset(args.dataset, image_size, 3 if num_channels is None else num_channels,
+                                  config=args.dataset_config, split=args.dataset_split,
+                                  image_column=args.image_column or "image", label_column=labels)
+    except (ValueError, FileNotFoundError) as err:
+        raise engine.TrainingError(str(err)) from None
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -62,11 +101,8 @@ def make_task(args) -> engine.Task:
     size = base.image_size
     # A folder's images are decoded at size / 0.875 (then cropped); Fashion-MNIST and CIFAR-10 come at their own size,
     # which the crops below cut to the model's.
-    load_size = None if is_fixed_size(args.data) else round(size / CROP_RATIO)
-    try:
-        data = load_images(args.data, image_size=load_size, num_channels=base.num_channels)
-    except (ValueError, FileNotFoundError) as err:
-        raise engine.TrainingError(str(err)) from None
+    load_size = None if is_fixed_size(args.data) and args.dataset is None else round(size / CROP_RATIO)
+    data = load_data(args, load_size, base.num_channels)
     if data.image_size < size:
         raise engine.TrainingError(
             f"{data.source} images are {data.image_size}x{data.image_size}, smaller than the model's image_size "
@@ -75,7 +111,8 @@ def make_task(args) -> engine.Task:
         raise engine.TrainingError(f"{data.source} images have {data.num_channels} channel(s), the model "
                                    f"{base.num_channels}; pass --config-overrides num_channels={data.num_channels}.")
     if len(data.train) == 0 or len(data.valid) == 0:
-        raise engine.TrainingError(f"{args.data or 'Fashion-MNIST'}: an empty train or validation split.")
+        raise engine.TrainingError(f"{args.dataset or args.data or 'Fashion-MNIST'}: an empty train or validation "
+                                   "split.")
     names = list(data.class_names)
     overrides.update(num_labels=len(names), id2label=dict(enumerate(names)),
                      label2id={n: i for i, n in enumerate(names)})
@@ -122,7 +159,8 @@ def make_task(args) -> engine.Task:
         name="image", config=config, model_class=AFTForImageClassification, train_set=data.train, loss=loss,
         prepare=prepare, evaluate=evaluate, finish=finish, card_task="image-classification", unit="images",
         metric="top1",
-        dataset_info={"name": data.source, "type": data.source, "split": "validation"},
+        dataset_info={"name": data.source, "type": data.source, "split": "validation",
+                      **({"id": data.dataset_id} if data.dataset_id else {})},
     )
 
 

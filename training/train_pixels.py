@@ -9,6 +9,8 @@ is a start token (id 256) followed by all sub-pixels but the last. Training augm
 and a +-10 intensity jitter. --data: nothing (Fashion-MNIST), a CIFAR-10 python folder (`cifar-10-batches-py`) or
 its `cifar-10-python.tar.gz`, or an image folder (train/<class>/..., val/<class>/...). The run ends with a Hugging
 Face folder OUTPUT_DIR/model with a grid of sampled images (samples.png) and a model card with the bits per dimension.
+--dataset instead reads the Image column of a `datasets` dataset (as the image trainer does; labels are not needed),
+at --image-size.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from modeling_aft import AFTConfig, AFTForCausalLM
 
 from . import engine
 from .augment import pixel_flip_jitter
-from .data_images import is_fixed_size, load_images
+from .data_images import is_fixed_size
+from .train_image import add_dataset_args, load_data
 
 START = 256  # the start-of-image token; sub-pixel values are 0..255
 # The final evaluation also scores the first images of the validation split on their own (results.json keeps both),
@@ -43,6 +46,7 @@ def parser():
     p.add_argument("--image-size", type=int, default=None,
                    help="side of the square images read from an image folder (required there; Fashion-MNIST and "
                         "CIFAR-10 keep their own 28 and 32)")
+    add_dataset_args(p, labels=False)
     return p
 
 
@@ -66,13 +70,13 @@ def nll_per_image(model, tokens: torch.Tensor) -> torch.Tensor:
 def make_task(args) -> engine.Task:
     if args.image_size is not None and args.image_size < 1:
         raise engine.TrainingError(f"--image-size must be a positive integer, got {args.image_size}.")
+    if args.image_size is None and args.dataset is not None:
+        raise engine.TrainingError(f"--dataset {args.dataset}: pass --image-size (e.g. 32), the side its images are "
+                                   "resized and cropped to; each becomes side x side x 3 sub-pixels.")
     if args.image_size is None and not is_fixed_size(args.data):
         raise engine.TrainingError(f"--data {args.data} is an image folder: pass --image-size (e.g. 32), the side its "
                                    "images are resized and cropped to; each becomes side x side x 3 sub-pixels.")
-    try:
-        data = load_images(args.data, image_size=args.image_size)
-    except (ValueError, FileNotFoundError) as err:
-        raise engine.TrainingError(str(err)) from None
+    data = load_data(args, args.image_size, None)
     length = data.image_size * data.image_size * data.num_channels
     overrides = dict(args.model_overrides)
     overrides.setdefault("hidden_dropout_prob", args.dropout)
@@ -88,7 +92,8 @@ def make_task(args) -> engine.Task:
             f"above max_position_embeddings {config.max_position_embeddings}; pass --config-overrides "
             f"max_position_embeddings={length}.")
     if len(data.train) == 0 or len(data.valid) == 0:
-        raise engine.TrainingError(f"{args.data or 'Fashion-MNIST'}: an empty train or validation split.")
+        raise engine.TrainingError(f"{args.dataset or args.data or 'Fashion-MNIST'}: an empty train or validation "
+                                   "split.")
     shape = (data.num_channels, data.image_size, data.image_size)
 
     def prepare(batch, generator):
@@ -131,7 +136,8 @@ def make_task(args) -> engine.Task:
     return engine.Task(
         name="pixels", config=config, model_class=AFTForCausalLM, train_set=data.train, loss=loss,
         prepare=prepare, evaluate=evaluate, finish=finish, card_task="pixel-lm", unit="sub-pixels", metric="bpd",
-        dataset_info={"name": data.source, "type": data.source, "split": "validation"},
+        dataset_info={"name": data.source, "type": data.source, "split": "validation",
+                      **({"id": data.dataset_id} if data.dataset_id else {})},
         extra_state={"units_per_item": length},
     )
 
