@@ -183,6 +183,21 @@ class AFTConfig(PreTrainedConfig):
         # ValueError; checking here first gives callers the plain ValueError they catch.
         self.validate_architecture()
 
+    @classmethod
+    def _dict_from_json_file(cls, json_file):
+        config_dict = super()._dict_from_json_file(json_file)
+        if not isinstance(config_dict, dict):  # transformers would fail later on "argument of type ... not iterable"
+            raise ValueError(f"{json_file} must hold a JSON object of AFTConfig fields, not "
+                             f"{type(config_dict).__name__}; save the model again with save_pretrained.")
+        return config_dict
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        if not isinstance(config_dict, dict):  # a config.json holding a list, a string or null
+            raise ValueError(f"config.json must hold a JSON object of AFTConfig fields, not {type(config_dict).__name__} "
+                             f"({str(config_dict)[:60]}); save the model again with save_pretrained.")
+        return super().from_dict(config_dict, **kwargs)
+
     def _validate_general_fields(self, num_labels):
         if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int)
                                        or num_labels < 1):

@@ -432,8 +432,8 @@ def _locate(source: str, name: str, loading: dict) -> str | None:
 
 def _checkpoint_shapes(loading: dict) -> dict[str, tuple[str, tuple[int, ...]]] | None:
     """{key: (file name, shape)} of the checkpoint's position tensors, read from the safetensors headers alone (no
-    tensor data is read); None where there is nothing cheap to read (no safetensors file, a GGUF file, a corrupt
-    header), and from_pretrained reports what it finds itself."""
+    tensor data is read); None where there is nothing cheap to read (no safetensors file, a GGUF file), and
+    from_pretrained reports what it finds itself. A corrupt header is refused here, naming the file."""
     state_dict = loading.get("state_dict")
     if state_dict is not None:
         return {k: ("state_dict", tuple(v.shape)) for k, v in state_dict.items() if _is_position_key(k)}
@@ -465,8 +465,11 @@ def _checkpoint_shapes(loading: dict) -> dict[str, tuple[str, tuple[int, ...]]] 
                 for key in handle.keys():
                     if _is_position_key(key):
                         shapes[key] = (name, tuple(handle.get_slice(key).get_shape()))
-        except Exception:  # a corrupt file: from_pretrained names it
-            return None
+        except Exception as err:  # safetensors' own message ("header too small") names no file
+            raise ValueError(
+                f"{path} is not a readable safetensors file ({type(err).__name__}: {err}); save or download the "
+                "checkpoint again."
+            ) from None
     return shapes
 
 
@@ -646,6 +649,14 @@ class AFTModel(AFTPreTrainedModel):
                 raise ValueError(f"input_ids must have shape (batch, sequence); got {tuple(input_ids.shape)}.")
             if input_ids.is_floating_point():
                 raise TypeError(f"input_ids must hold integer token ids; got dtype {input_ids.dtype}.")
+            outside = (input_ids < 0) | (input_ids >= self.config.vocab_size)
+            if bool(outside.any()):  # nn.Embedding would say only "index out of range in self"
+                row, col = (int(i) for i in outside.nonzero()[0])
+                raise ValueError(
+                    f"input_ids[{row}, {col}] = {int(input_ids[row, col])} is not a token id of this model "
+                    f"(vocab_size={self.config.vocab_size}: ids 0..{self.config.vocab_size - 1}); encode the text "
+                    "with the model's own tokenizer."
+                )
             inputs_embeds = self.embed_tokens(input_ids)  # (B, T, D)
         elif inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.hidden_size:
             raise ValueError(
