@@ -19,6 +19,9 @@ $(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
 	@# Fashion-MNIST, the image trainers' embedded default, is a Debian package (30 MB, /usr/share/datasets).
 	test -d $(FASHION_MNIST) || $(SUDO) apt-get install -y --no-install-recommends dataset-fashion-mnist \
 		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends dataset-fashion-mnist)
+	@# Debian's chromium: the browser Playwright drives in the Gradio demo's test (tests/test_app.py).
+	command -v chromium >/dev/null || $(SUDO) apt-get install -y --no-install-recommends chromium \
+		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,train,tools,app]'
 	touch $(STAMP)
@@ -57,6 +60,17 @@ publish: $(STAMP)
 	@test -n "$(HUB_ORG)" || (echo "error: set HUB_ORG, e.g. make publish HUB_ORG=my-org" >&2; exit 2)
 	for name in aft-local-wikipedia aft-conv-fashion-mnist aft-local-fashion-mnist-pixels; do \
 		$(PY) -m training.publish pretrained/$$name $(HUB_ORG)/$$name || exit $$?; done
+
+# The Gradio demo (demo/app.py: streamed text, image classification, pixel-LM samples) on http://127.0.0.1:APP_PORT.
+APP_PORT ?= 7860
+.PHONY: app publish-app
+app: $(STAMP)
+	$(PY) -m demo.app --port $(APP_PORT)
+
+# Send the demo, with the three shipped checkpoints, to the Space SPACE (token from HF_TOKEN or `hf auth login`).
+publish-app: $(STAMP)
+	@test -n "$(SPACE)" || (echo "error: set SPACE, e.g. make publish-app SPACE=my-org/aft-demo" >&2; exit 2)
+	$(PY) -m demo.publish $(SPACE)
 
 # Build, save, reload and decode one small model of every variant (no training; about 10 s).
 demo-models: $(STAMP)

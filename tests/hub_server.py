@@ -20,9 +20,10 @@ Xet is never advertised (no `X-Xet-Hash` header, no `xetHash` in tree entries), 
 uploads huggingface_hub picks xet on its own whenever `hf_xet` is installed, without asking the server: clients must
 run with `HF_HUB_DISABLE_XET=1` (a xet token request lands in `hub.unknown`).
 
-Only what the tests use is implemented (model repos, branches, no pull requests, no tags). An endpoint the server does
-not know answers 404 and is recorded in `hub.unknown`, so that a new client call shows up as a failing test, not as a
-silently wrong answer. Standard library only.
+Only what the tests use is implemented (model and Space repos, branches, no pull requests, no tags). A Space is kept
+under the key `spaces/<namespace>/<name>` (`hub.files("spaces/tester/demo")`), the prefix its URLs carry. An endpoint
+the server does not know answers 404 and is recorded in `hub.unknown`, so that a new client call shows up as a failing
+test, not as a silently wrong answer. Standard library only.
 """
 
 from __future__ import annotations
@@ -265,12 +266,16 @@ class Hub:
 
     def create_repo(self, body: bytes, **_: Any) -> Reply:
         payload = json.loads(body or b"{}")
-        if payload.get("type") not in (None, "model"):
-            raise HubError(400, f"repo type {payload.get('type')!r}: the test Hub keeps model repos only")
+        if payload.get("type") not in (None, "model", "space"):
+            raise HubError(400, f"repo type {payload.get('type')!r}: the test Hub keeps model and Space repos only")
+        if payload.get("type") == "space" and not payload.get("sdk"):
+            raise HubError(400, "A Space needs its sdk (gradio, docker or static)")
         name, namespace = payload.get("name") or "", payload.get("organization") or self.user
         repo_id = f"{namespace}/{name}"
         if not re.fullmatch(f"{NAME}/{NAME}", repo_id):
             raise HubError(400, f"Invalid repo name {repo_id!r}")
+        if payload.get("type") == "space":  # a Space lives beside a model of the same name, as on the Hub
+            repo_id = f"spaces/{repo_id}"
         url = f"{self.endpoint}/{repo_id}"
         if repo_id in self.repos:
             return json_reply({"error": "You already created this model repo", "url": url}, status=409)
@@ -523,17 +528,17 @@ API_ROUTES: list[tuple[tuple[str, ...], str, str, bool]] = [
     (("GET",), r"/api/agent-harnesses", "agent_harnesses", False),
     (("POST",), r"/api/repos/create", "create_repo", True),
     (("POST",), r"/api/validate-yaml", "validate_yaml", True),
-    (("GET",), rf"/api/models/{REPO}", "model_info", False),
-    (("GET",), rf"/api/models/{REPO}/revision/(?P<rev>{SEGMENT})", "model_info", False),
-    (("GET",), rf"/api/models/{REPO}/refs", "refs", False),
-    (("POST",), rf"/api/models/{REPO}/branch/(?P<branch>{SEGMENT})", "create_branch", True),
-    (("POST",), rf"/api/models/{REPO}/preupload/(?P<rev>{SEGMENT})", "preupload", True),
-    (("POST",), rf"/api/models/{REPO}/commit/(?P<rev>{SEGMENT})", "commit", True),
-    (("GET",), rf"/api/models/{REPO}/tree/(?P<rev>{SEGMENT})(?:/(?P<path>.*))?", "tree", False),
-    (("POST",), rf"/api/models/{REPO}/paths-info/(?P<rev>{SEGMENT})", "paths_info", False),
-    (("POST",), rf"/{REPO}\.git/info/lfs/objects/batch", "lfs_batch", True),
-    (("POST",), rf"/{REPO}\.git/info/lfs/objects/verify", "lfs_verify", True),
-    (("GET", "HEAD"), rf"/{REPO}/resolve/(?P<rev>{SEGMENT})/(?P<path>.+)", "resolve", False),
+    (("GET",), rf"/api/(?P<kind>models|spaces)/{REPO}", "model_info", False),
+    (("GET",), rf"/api/(?P<kind>models|spaces)/{REPO}/revision/(?P<rev>{SEGMENT})", "model_info", False),
+    (("GET",), rf"/api/(?P<kind>models|spaces)/{REPO}/refs", "refs", False),
+    (("POST",), rf"/api/(?P<kind>models|spaces)/{REPO}/branch/(?P<branch>{SEGMENT})", "create_branch", True),
+    (("POST",), rf"/api/(?P<kind>models|spaces)/{REPO}/preupload/(?P<rev>{SEGMENT})", "preupload", True),
+    (("POST",), rf"/api/(?P<kind>models|spaces)/{REPO}/commit/(?P<rev>{SEGMENT})", "commit", True),
+    (("GET",), rf"/api/(?P<kind>models|spaces)/{REPO}/tree/(?P<rev>{SEGMENT})(?:/(?P<path>.*))?", "tree", False),
+    (("POST",), rf"/api/(?P<kind>models|spaces)/{REPO}/paths-info/(?P<rev>{SEGMENT})", "paths_info", False),
+    (("POST",), rf"/(?:(?P<kind>spaces)/)?{REPO}\.git/info/lfs/objects/batch", "lfs_batch", True),
+    (("POST",), rf"/(?:(?P<kind>spaces)/)?{REPO}\.git/info/lfs/objects/verify", "lfs_verify", True),
+    (("GET", "HEAD"), rf"/(?:(?P<kind>spaces)/)?{REPO}/resolve/(?P<rev>{SEGMENT})/(?P<path>.+)", "resolve", False),
 ]
 STORAGE_ROUTES: list[tuple[tuple[str, ...], str, str, bool]] = [
     (("PUT",), r"/upload/(?P<sha256>[0-9a-f]{64})", "put_object", False),
@@ -604,6 +609,8 @@ def make_handler(hub: Hub, host: str, routes: list) -> type[BaseHTTPRequestHandl
                 match = re.fullmatch(pattern, path)
                 if match and self.command in methods:
                     arguments = {key: value for key, value in match.groupdict().items() if value is not None}
+                    if arguments.pop("kind", "models") == "spaces":  # a Space's key carries the URL's prefix
+                        arguments["repo"] = f"spaces/{arguments['repo']}"
                     return getattr(hub, name), arguments, needs_token
             with hub.lock:
                 hub.unknown.append(f"{host} {self.command} {path}")
