@@ -184,19 +184,20 @@ def make_inputs(case, dtype=F32, key_range=None, bias_range=None):
     return q, k, v, bias, mask
 
 
-def run_op(case, q, k, v, bias, mask=None, causal=None):
+def run_op(case, q, k, v, bias, mask=None, causal=None, algorithm="auto"):
     causal = case.causal if causal is None else causal
+    kw = dict(algorithm=algorithm)
     if case.op == "full":
-        return ops.aft_full(q, k, v, bias, causal=causal, key_padding_mask=mask)
+        return ops.aft_full(q, k, v, bias, causal=causal, key_padding_mask=mask, **kw)
     if case.op == "local":
-        return ops.aft_local(q, k, v, bias, window=case.window, causal=causal, key_padding_mask=mask)
+        return ops.aft_local(q, k, v, bias, window=case.window, causal=causal, key_padding_mask=mask, **kw)
     if case.op == "simple":
-        return ops.aft_simple(q, k, v, causal=causal, key_padding_mask=mask)
+        return ops.aft_simple(q, k, v, causal=causal, key_padding_mask=mask, **kw)
     if case.op == "conv1d":
-        return ops.aft_conv1d(q, k, v, bias, causal=causal, key_padding_mask=mask)
+        return ops.aft_conv1d(q, k, v, bias, causal=causal, key_padding_mask=mask, **kw)
     if case.op == "conv2d":
         assert mask is None and not causal
-        return ops.aft_conv2d(q, k, v, bias, grid=case.grid)
+        return ops.aft_conv2d(q, k, v, bias, grid=case.grid, **kw)
     raise AssertionError(case.op)
 
 
@@ -239,17 +240,16 @@ def op_mode_id(p):
 
 @pytest.fixture(params=["fast", "blocked"])
 def path(request, monkeypatch):
-    """Run a test on each of the operators' two algorithms: the fast path (one reference per channel, hand-written
-    backward) that ordinary inputs take, and the blocked algorithm that inputs beyond its range take. Afterwards,
-    check that the intended one actually ran."""
-    fast = request.param == "fast"
-    monkeypatch.setattr(ops, "_FAST_PATH", fast)
+    """Run a test on each of the operators' two algorithms, asked for by name (algorithm=path): the fast path (one
+    reference per channel, hand-written backward) that ordinary inputs take, and the blocked algorithm that inputs
+    beyond its range take. algorithm="fast" refuses what it cannot compute, so a run that returns took it;
+    afterwards, check that "blocked" never entered the fast path."""
     taken = record_fast_path(monkeypatch)
     yield request.param
-    if fast:
+    if request.param == "fast":
         assert all(taken), "an ordinary input fell back to the blocked algorithm"
     else:
-        assert not any(taken), "the fast path ran although switched off"
+        assert not any(taken), "the fast path ran although the blocked algorithm was asked for"
 
 
 # --------------------------------------------------------------------------- #
@@ -324,7 +324,7 @@ def test_reference_identities():
 @pytest.mark.parametrize("case", SWEEP, ids=str)
 def test_matches_reference(case, path):
     q, k, v, bias, mask = make_inputs(case)
-    got = run_op(case, q, k, v, bias, mask)
+    got = run_op(case, q, k, v, bias, mask, algorithm=path)
     assert got.dtype == F32
     expected = run_ref(case, q, k, v, bias, mask)
     assert_close(got, expected, TOL_F32, rows=mask)
@@ -611,7 +611,7 @@ def test_gradcheck(op_mode, path):
         x.requires_grad_(True)
 
     def fn(*args):
-        return run_op(case, *args[:3], args[3] if len(args) > 3 else None, mask)
+        return run_op(case, *args[:3], args[3] if len(args) > 3 else None, mask, algorithm=path)
 
     out = fn(*inputs)
     assert out.dtype == F64
@@ -639,7 +639,7 @@ def test_gradients_match_reference(op_mode, path):
         torch.autograd.backward(out, grad_out.to(out.dtype))
         return [x.grad for x in xs]
 
-    got = grads(lambda *xs: run_op(case, *xs[:3], xs[3] if len(xs) > 3 else None, mask), inputs)
+    got = grads(lambda *xs: run_op(case, *xs[:3], xs[3] if len(xs) > 3 else None, mask, algorithm=path), inputs)
     expected = grads(lambda *xs: run_ref(case, *xs[:3], xs[3] if len(xs) > 3 else None, mask),
                      [x.to(F64) for x in inputs])
     for name, g_got, g_exp in zip("qkvb", got, expected):
@@ -772,8 +772,8 @@ def test_a_non_finite_key_stays_in_its_sequence(op_mode, poison, path):
     op, causal, side = op_mode
     case, q, k, v, bias, mask = _poison_case(op, causal, side)
     k[0, 20] = float(poison)
-    got = run_op(case, q, k, v, bias, mask)
-    alone = run_op(case, q[1:], k[1:], v[1:], bias, None if mask is None else mask[1:])
+    got = run_op(case, q, k, v, bias, mask, algorithm=path)
+    alone = run_op(case, q[1:], k[1:], v[1:], bias, None if mask is None else mask[1:], algorithm=path)
     assert_close(got[1:], alone, TOL_F64)
 
 
@@ -798,7 +798,7 @@ def test_minus_infinite_keys_weigh_nothing(op_mode, path):
             x.grad = None
         return out, grads
 
-    got, got_grads = value_and_grads(lambda *a: run_op(case, *a), inputs)
+    got, got_grads = value_and_grads(lambda *a: run_op(case, *a, algorithm=path), inputs)
     expected, expected_grads = value_and_grads(lambda *a: run_ref(case, *a), inputs)
     assert_close(got, expected, TOL_F64, rows=mask)
     for name, g_got, g_exp in zip("qkvb", got_grads, expected_grads):
@@ -839,7 +839,7 @@ def test_empty_inputs_give_empty_outputs(op_mode, B, T, path):
     q, k, v, bias, _ = make_inputs(case)
     mask = None if side is None else torch.ones(B, T, dtype=torch.bool)
     inputs = [x.requires_grad_(True) for x in (q, k, v) + ((bias,) if bias is not None else ())]
-    out = run_op(case, *inputs[:3], bias, mask)
+    out = run_op(case, *inputs[:3], bias, mask, algorithm=path)
     assert out.shape == q.shape and out.dtype == q.dtype
     out.sum().backward()
     for x in inputs:

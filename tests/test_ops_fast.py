@@ -2,10 +2,12 @@
 """The operators' fast path (one reference per channel, hand-written backward) beyond what test_ops checks on both
 paths: when it is taken, what autograd keeps of it, and per-sequence biases."""
 
+import threading
+
 import pytest
 import torch
 
-from modeling_aft import ops
+from modeling_aft import ops, ops_fast
 from tests import reference as ref
 from tests.helpers import record_fast_path
 
@@ -86,6 +88,22 @@ def test_non_finite_keys_do_not_decide_the_path(taken):
     assert taken == [True, True, True, False]
 
 
+def test_the_algorithm_is_asked_for_by_name(taken):
+    """algorithm="blocked" runs the blocked algorithm on ordinary inputs, "fast" refuses keys beyond its range
+    (naming the spread, the limit and the fix) instead of falling back, and an unknown name is refused."""
+    q, k, v = _inputs(1, 20, 2, 4, key_spread=4.0, dtype=F64)
+    expected = ref.ref_simple(q, k, v, causal=True)
+    for algorithm in ("auto", "fast", "blocked"):
+        _close(ops.aft_simple(q, k, v, causal=True, algorithm=algorithm), expected, 1e-10)
+    assert taken == [True, True]  # "blocked" never entered the fast path
+    wide = k.clone()
+    wide[0, 3, 0] = 700.0
+    with pytest.raises(ValueError, match=r"span 7\d\d\.\d, beyond the fast path's limit of 600.*algorithm='auto'"):
+        ops.aft_simple(q, wide, v, causal=True, algorithm="fast")
+    with pytest.raises(ValueError, match=r"algorithm must be one of 'auto', 'fast', 'blocked'; got 'exact'"):
+        ops.aft_local(q, k, v, torch.zeros(20, 20, dtype=F64), 3, algorithm="exact")
+
+
 # --------------------------------------------------------------------------- #
 # What autograd keeps.
 # --------------------------------------------------------------------------- #
@@ -104,7 +122,7 @@ def _saved_bytes(fn, *inputs):
 
 @pytest.mark.parametrize("op", ["local", "simple", "conv1d", "full"])
 @pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
-def test_the_fast_path_saves_only_its_inputs(monkeypatch, op, causal):
+def test_the_fast_path_saves_only_its_inputs(op, causal):
     """Autograd keeps q, k, v and the band (AFT-full: w and its (num, den) too) and nothing else of the fast path;
     the blocked algorithm keeps more (so the probe can see the difference)."""
     B, T, D, H = 1, 512, 32, 4
@@ -116,14 +134,15 @@ def test_the_fast_path_saves_only_its_inputs(monkeypatch, op, causal):
     w = 0.1 * torch.randn(T, T, generator=g)
     kh = k[..., :H].contiguous()
 
-    def run(q, k, v, bias=None):
+    def run(q, k, v, bias=None, algorithm="auto"):
+        kw = dict(algorithm=algorithm)
         if op == "local":
-            return ops.aft_local_blocked(q, k, v, bias, causal)
+            return ops.aft_local_blocked(q, k, v, bias, causal, **kw)
         if op == "simple":
-            return ops.aft_simple(q, k, v, causal)
+            return ops.aft_simple(q, k, v, causal, **kw)
         if op == "full":
-            return ops.aft_full(q, k, v, bias, causal)
-        return ops.aft_conv1d(q.view(B, T, H, D // H), k, v.view(B, T, H, D // H), bias, causal)
+            return ops.aft_full(q, k, v, bias, causal, **kw)
+        return ops.aft_conv1d(q.view(B, T, H, D // H), k, v.view(B, T, H, D // H), bias, causal, **kw)
 
     bias = {"local": band, "simple": None, "full": w, "conv1d": kernel}[op]
     keys = kh if op == "conv1d" else k
@@ -137,8 +156,7 @@ def test_the_fast_path_saves_only_its_inputs(monkeypatch, op, causal):
     out, fast_bytes = _saved_bytes(run, *inputs)
     out.sum().backward()
     assert fast_bytes <= allowed, (fast_bytes, allowed)
-    monkeypatch.setattr(ops, "_FAST_PATH", False)
-    _, blocked_bytes = _saved_bytes(run, *inputs)
+    _, blocked_bytes = _saved_bytes(lambda *xs: run(*xs, algorithm="blocked"), *inputs)
     assert blocked_bytes > fast_bytes + B * T * D * 4, (blocked_bytes, fast_bytes)
 
 
@@ -175,7 +193,7 @@ def test_per_sequence_biases(taken, causal):
 def test_full_in_several_row_blocks(taken, monkeypatch, per_sequence):
     """AFT-full's causal products run by blocks of rows (512 in use); blocks of 4 make T = 11 take three, the last
     one partial, so every slice of the block-triangular products is checked against the reference."""
-    monkeypatch.setattr(ops, "_DENSE_BLOCK", 4)
+    monkeypatch.setattr(ops_fast, "_DENSE_BLOCK", 4)
     B, T, D = 2, 11, 2
     q, k, v = _inputs(B, T, D, 9, dtype=F64)
     w = torch.randn(*((B,) if per_sequence else ()), T, T, generator=_gen(10), dtype=F64)
@@ -190,7 +208,7 @@ def test_full_in_several_row_blocks(taken, monkeypatch, per_sequence):
 
 
 def test_the_fallback_is_announced_once(taken, monkeypatch, caplog):
-    monkeypatch.setattr(ops, "_FAST_PATH_NOTICE", [True])
+    monkeypatch.setattr(ops_fast, "_FALLBACK_ANNOUNCED", threading.Event())  # as in a fresh process
     q, k, v = _inputs(1, 12, 2, 11, key_spread=100.0)
     with caplog.at_level("WARNING", logger="modeling_aft.ops"):
         ops.aft_simple(q, k, v, causal=True)
@@ -208,10 +226,10 @@ def test_the_fallback_is_announced_once(taken, monkeypatch, caplog):
 @pytest.mark.parametrize("per_sequence", [False, True], ids=["shared-factors", "factors-per-sequence"])
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
 def test_full_from_factors_equals_the_reference(monkeypatch, causal, per_sequence, masked):
-    monkeypatch.setattr(ops, "_DENSE_BLOCK", 4)  # T = 11: three blocks of rows, the last one partial
+    monkeypatch.setattr(ops_fast, "_DENSE_BLOCK", 4)  # T = 11: three blocks of rows, the last one partial
     taken = []
-    original = ops._FastFactorizedFull.apply
-    monkeypatch.setattr(ops._FastFactorizedFull, "apply", lambda *a: taken.append(True) or original(*a))
+    original = ops_fast._FastFactorizedFull.apply
+    monkeypatch.setattr(ops_fast._FastFactorizedFull, "apply", lambda *a: taken.append(True) or original(*a))
     B, T, D, d = 2, 11, 3, 5
     q, k, v = _inputs(B, T, D, 12, dtype=F64)
     g = _gen(13)
