@@ -68,7 +68,7 @@ from safetensors.torch import save_file
 
 import modeling_aft
 from conversion import cli
-from conversion.staging import staged_folder
+from conversion.staging import is_temporary, staged_folder
 from modeling_aft import AFTConfig
 
 MODES = ("linear", "nearest")
@@ -245,7 +245,7 @@ def _write_output(folder: Path, output: Path, raw_config: dict, new_config: dict
     skip = {"config.json", INDEX_FILE, *shard_files, *NOT_COPIED}
     with staged_folder(output) as tmp:
         for entry in folder.iterdir():
-            if entry.name in skip or entry.name.startswith(".tmp-"):
+            if entry.name in skip or is_temporary(entry.name):  # a killed writer's leftover is not the model's
                 continue
             if entry.is_dir():
                 shutil.copytree(entry, tmp / entry.name)

@@ -104,6 +104,15 @@ def test_other_files_are_copied_and_the_card_is_not(tmp_path):
     assert new == old
 
 
+def test_temporaries_a_killed_writer_left_in_the_source_are_not_copied(tmp_path):
+    _save(tmp_path / "in")
+    (tmp_path / "in" / ".tmp-config.json-0a1b2c3d").write_text("{half")
+    (tmp_path / "in" / ".tmp-model-0a1b2c3d").mkdir()
+    (tmp_path / "in" / ".tmp-model-0a1b2c3d" / "model.safetensors").write_bytes(b"half")
+    rp.main([str(tmp_path / "in"), str(tmp_path / "out"), "--max-positions", "24"])
+    assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
 @pytest.mark.parametrize("variant, bias_dim, embeddings", [("local", 4, None), ("full", 0, True)])
 def test_same_length_is_the_identity(tmp_path, variant, bias_dim, embeddings):
     original = _save(tmp_path / "in", variant, bias_dim, embeddings)

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 import modeling_aft  # noqa: F401
-from training import engine, train_text
+from training import atomic, engine, train_text
 from tests.helpers import reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -434,6 +435,15 @@ def test_a_run_stopped_between_the_two_renames_of_its_final_folder_gets_it_back_
     assert (out / "model" / "model.safetensors").read_bytes() == \
         (six_steps / "model" / "model.safetensors").read_bytes()
     assert not (out / ".old-model").exists() and not (out / ".tmp-model").exists()
+
+
+def test_the_final_folder_has_the_modes_a_plain_write_gives(six_steps):
+    mask = atomic.umask()
+    folder = six_steps / "model"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == 0o666 & ~mask, modes  # save_pretrained writes it 0600 through a temporary
+    assert set(modes.values()) == {0o666 & ~mask}, modes
 
 
 def test_with_only_the_old_final_folder_left_it_is_put_back(tmp_path):

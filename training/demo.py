@@ -14,10 +14,7 @@ and that greedy generation on the recurrent decoding state equals re-reading the
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from modeling_aft import (
     AFTImageProcessorPil,
 )
 
+from .atomic import staged_folder
 from .data_images import FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET_MEAN, IMAGENET_STD, make_image_processor
 
 SAMPLE_TEXT = "The Attention Free Transformer replaces dot-product attention with element-wise operations."
@@ -41,23 +39,10 @@ SAMPLE_TEXT = "The Attention Free Transformer replaces dot-product attention wit
 
 def save_atomically(model, folder: Path, processor=None) -> None:
     """Write the folder under a temporary name beside it, then rename: a crash never leaves half a checkpoint."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with staged_folder(folder) as staging:
         model.save_pretrained(staging)
         if processor is not None:
             processor.save_pretrained(staging)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(staging, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def image_processor_for(config: AFTConfig) -> AFTImageProcessorPil:

@@ -43,6 +43,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import presets as preset_table
+from .atomic import atomic_write_json, atomic_write_text, is_temporary, plain_modes, temporary_path
 from .baselines import BASELINES, is_baseline, with_baseline
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -217,7 +218,7 @@ def step_generator(seed: int, step: int, micro: int, process: int) -> torch.Gene
 
 def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints under root, oldest first. A folder only gets its final name once complete, and must hold
-    its state file; anything else (a `.tmp-*` folder of a killed run) is ignored."""
+    its state file; anything else (a `.tmp-*` folder of a killed run, a `checkpoint-N.damaged`) is ignored."""
     if not root.is_dir():
         return []
     found = []
@@ -229,16 +230,9 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a full disk leaves no half-written temporary behind
-        tmp.unlink(missing_ok=True)
-        raise
+    """The trainers' JSON files (state, manifest, results): sorted keys, anything else as its str(). Atomic; a full
+    disk leaves no half-written temporary behind. (One name that tests and benchmarks patch or call.)"""
+    atomic_write_json(path, obj, indent=2, sort_keys=True, default=str)
 
 
 def file_sha256(path: Path) -> str:
@@ -250,11 +244,13 @@ def file_sha256(path: Path) -> str:
 
 
 def write_manifest(folder: Path) -> None:
-    """Every file of the checkpoint with its size and sha256, written last: with it the checkpoint is complete."""
+    """Every file of the checkpoint with its size and sha256, written last: with it the checkpoint is complete.
+    Temporaries (a file or folder of a writer that failed inside it) are not part of it."""
     files = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != MANIFEST_FILE and not path.name.startswith(".tmp-"):
-            files[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+        relative = path.relative_to(folder)
+        if path.is_file() and path.name != MANIFEST_FILE and not any(is_temporary(part) for part in relative.parts):
+            files[relative.as_posix()] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
     write_json_atomic(folder / MANIFEST_FILE, {"files": files})
 
 
@@ -365,8 +361,7 @@ def restore_final_folder(folder: Path) -> None:
 
     A `.old-*` copy exists only during that swap, after the new folder was complete: so with no folder, the new one
     is put in place (or, if it is gone, the old one back)."""
-    old = folder.with_name(f".old-{folder.name}")
-    tmp = folder.with_name(f".tmp-{folder.name}")
+    old, tmp = _aside(folder), temporary_path(folder, random=False)
     if not old.is_dir():
         return
     if not folder.exists():
@@ -375,6 +370,12 @@ def restore_final_folder(folder: Path) -> None:
         print(f"warning: {folder} was missing (a run was stopped while replacing it); put back from {source.name}",
               file=sys.stderr)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _aside(folder: Path) -> Path:
+    """Where save_final moves the previous final folder during its swap. A fixed name, so that a run killed between
+    the two renames can be completed by the next one; hidden, so no reader of the output folder takes it."""
+    return folder.with_name(f".old-{folder.name}")
 
 
 def check_output_dir(out: Path) -> None:
@@ -521,9 +522,7 @@ class MetricsLog:
                         keep.append(line)
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue
-            tmp = path.with_name(".tmp-" + path.name)
-            tmp.write_text("".join(line + "\n" for line in keep))
-            os.replace(tmp, path)
+            atomic_write_text(path, "".join(line + "\n" for line in keep))
         elif enabled and resume_step is None and path.exists():
             path.unlink()
 
@@ -752,7 +751,7 @@ def save_checkpoint(accelerator, root: Path, step: int, config_dict: dict, args:
     then rotation. A failed write (a full disk) removes the temporary folder and is one TrainingError; the earlier
     checkpoints are untouched."""
     final = root / f"checkpoint-{step}"
-    tmp = root / f".tmp-checkpoint-{step}"
+    tmp = temporary_path(final, random=False)  # every process writes into it: one name they all know
     previous = list_checkpoints(root)
     if accelerator.is_main_process:
         root.mkdir(parents=True, exist_ok=True)
@@ -790,7 +789,7 @@ def save_checkpoint(accelerator, root: Path, step: int, config_dict: dict, args:
 def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder: Path, metrics: dict, final: bool,
                elapsed: float) -> None:
     """The Hugging Face folder: weights, config + code, tokenizer/processor, card, loss curves. Atomic."""
-    tmp = folder.with_name(f".tmp-{folder.name}")
+    tmp = temporary_path(folder, random=False)  # fixed: the next run's restore_final_folder must find it
     state_dict = accelerator.get_state_dict(model)  # every process takes part (FSDP/DeepSpeed gather)
     unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
@@ -808,10 +807,11 @@ def save_final(accelerator, model, task: Task, args: argparse.Namespace, folder:
                      if checkpoints else f"{folder} is unchanged")
             raise write_error(folder.name, folder.parent, err, kind, max(written, _folder_bytes(folder)), after) \
                 from None
+        plain_modes(tmp)  # save_pretrained writes model.safetensors 0600: the shipped folder must be readable
         # Two renames: a run killed between them has `.old-model` and `.tmp-model` but no `model`, which the next
         # run's restore_final_folder completes.
         if folder.exists():
-            old = folder.with_name(f".old-{folder.name}")
+            old = _aside(folder)
             shutil.rmtree(old, ignore_errors=True)
             os.replace(folder, old)
             os.replace(tmp, folder)

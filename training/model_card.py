@@ -20,7 +20,6 @@ import math
 import numbers
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from model_cards import template_path
 from modeling_aft import AFTConfig, AFTForCausalLM, AFTForImageClassification
+
+from .atomic import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -377,17 +378,9 @@ def card_data(
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write beside the target, then rename: a reader never sees half a card, a crash leaves no temporary file."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write beside the target, then rename: a reader never sees half a card, a crash leaves no temporary file.
+    (Kept by this name for training.eval_harness.)"""
+    atomic_write_text(path, text)
 
 
 def comparison_context(folder: Path, comparison: dict) -> dict:

@@ -13,8 +13,9 @@ import json
 import math
 import numbers
 import os
-import tempfile
 from pathlib import Path
+
+from .atomic import atomic_file
 
 Series = dict[str, list[tuple[float, float]]]
 
@@ -82,14 +83,8 @@ def draw(series: Series, panels: list[tuple[str, list[str]]], title: str):
 def write_png_atomically(figure, png_path: Path) -> None:
     """Save beside the target, then rename: a viewer never reads half a PNG, a crash leaves no temporary file."""
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{png_path.name}.", suffix=".tmp", dir=png_path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            figure.savefig(file, format="png")
-        os.replace(temporary, png_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(png_path, "wb") as file:
+        figure.savefig(file, format="png")
 
 
 def plot_loss_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike, title: str = "") -> Path:

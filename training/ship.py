@@ -22,10 +22,9 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from conversion.staging import staged_folder
 from modeling_aft import AFTConfig
 
-from .engine import write_json_atomic
+from .atomic import atomic_write_json, staged_folder
 from .model_card import format_duration, write_model_card
 from .plots import plot_runs
 
@@ -142,7 +141,7 @@ def ship(aft_run: Path, baseline_run: Path, name: str, speed: Path | None, out_r
     results, dataset = card_inputs(source)
     with staged_folder(out_root / name) as tmp:
         for path in sorted(source.iterdir()):
-            if path.is_file() and not path.name.startswith("."):
+            if path.is_file() and not path.name.startswith("."):  # hidden: temporaries (.tmp-*), caches
                 shutil.copy2(path, tmp / path.name)
         plot_runs({f"aft-{config.aft_variant}": aft_run / "metrics.jsonl",
                    baseline_name: baseline_run / "metrics.jsonl"},
@@ -154,7 +153,7 @@ def ship(aft_run: Path, baseline_run: Path, name: str, speed: Path | None, out_r
             metric=metric, difference=difference, baseline=dict(model=baseline["model"], metrics=baseline["metrics"],
                                                                  training=baseline["training"]),
             speed=speed_table))
-        write_json_atomic(tmp / "results.json", shipped)
+        atomic_write_json(tmp / "results.json", shipped, sort_keys=True, default=str)
         sample = (tmp / "sample.txt").read_text() if (tmp / "sample.txt").is_file() else None
         write_model_card(tmp, task=TASKS[metric]["card_task"], config=config, results=results, dataset=dataset,
                          training=aft["training"], sample=sample,

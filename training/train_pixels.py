@@ -26,6 +26,7 @@ import modeling_aft  # noqa: F401
 from modeling_aft import AFTConfig, AFTForCausalLM
 
 from . import engine
+from .atomic import atomic_file
 from .augment import pixel_flip_jitter
 from .data_images import is_fixed_size
 from .train_image import add_dataset_args, load_data
@@ -187,9 +188,8 @@ def save_grid(images: torch.Tensor, path: Path, columns: int = 4, scale: int = 4
     array = canvas.permute(1, 2, 0).numpy()
     img = Image.fromarray(array[..., 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    tmp = path.with_name(".tmp-" + path.name)
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_file(path, "wb") as file:
+        img.save(file, format="PNG")
 
 
 def report(metrics: dict, args) -> bool:
