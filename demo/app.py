@@ -67,6 +67,15 @@ def default_model(kind: str) -> str:
                             f"checkout of aft-transformers (pretrained/{NAMES[kind]}).")
 
 
+def check_source(kind: str, source: str) -> str:
+    """A model folder, or a Hub repo id; a path that is neither is named here (transformers would call it a bad
+    repo id)."""
+    if not Path(source).is_dir() and (source.startswith((".", "/", "~")) or source.count("/") > 1):
+        raise FileNotFoundError(f"{NAMES[kind]} model {source!r}: no such folder; pass a model folder or a Hub repo "
+                                f"id (namespace/name) with --{kind}-model or {ENV[kind]}.")
+    return source
+
+
 def read_json(source: str, name: str) -> dict:
     """A small JSON file of a model folder or Hub repo (the pixel LM's image_format.json)."""
     path = Path(source) / name
@@ -90,8 +99,8 @@ class Models:
 
     @classmethod
     def load(cls, text: str | None = None, image: str | None = None, pixels: str | None = None) -> "Models":
-        text, image, pixels = text or default_model("text"), image or default_model("image"), \
-            pixels or default_model("pixels")
+        text, image, pixels = (check_source(kind, given or default_model(kind))
+                               for kind, given in (("text", text), ("image", image), ("pixels", pixels)))
         layout = read_json(pixels, "image_format.json")
         return cls(
             AutoModelForCausalLM.from_pretrained(text, trust_remote_code=True).eval(),

@@ -164,6 +164,14 @@ def test_gradio_client_generates_and_classifies(served, models, fashion_images, 
     image.save(tmp_path / "garment.png")
     label = client.predict(handle_file(str(tmp_path / "garment.png")), api_name="/classify")
     assert label["label"] == top_class_of_forward(models, image)
+    # A drawing arrives as the sketchpad's value: light strokes over a transparent layer, the composite as a file.
+    garment, _ = fashion_images[0]
+    strokes = garment.point(lambda v: 255 if v else 0)
+    drawing = Image.merge("RGBA", [garment, garment, garment, strokes]).resize((280, 280), Image.NEAREST)
+    drawing.save(tmp_path / "drawing.png")
+    editor = {"background": None, "layers": [], "composite": handle_file(str(tmp_path / "drawing.png"))}
+    label = client.predict(editor, api_name="/classify_drawing")
+    assert label["label"] == top_class_of_forward(models, to_fashion_mnist_look(drawing))
 
 
 def chromium_path() -> str:
@@ -321,3 +329,11 @@ def test_make_app_serves_on_loopback_port_7860_by_default():
 
     args = parse_args([])
     assert (args.host, args.port) == ("127.0.0.1", 7860) or "GRADIO_SERVER_PORT" in os.environ
+
+
+def test_a_model_path_that_is_no_folder_is_one_error_line(capsys):
+    from demo.app import main
+
+    assert main(["--text-model", "/nonexistent/aft-local-wikipedia"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--text-model or AFT_TEXT_MODEL" in err
