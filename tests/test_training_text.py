@@ -262,6 +262,18 @@ def test_bad_input_is_refused_before_training(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("variant", ["simple", "conv"])
+def test_a_seq_len_beyond_learned_position_embeddings_is_one_line_before_training(variant, tmp_path, capsys):
+    """AFT-simple and -conv have no position biases, but use_position_embeddings=true gives them a table of
+    max_position_embeddings rows: a longer --seq-len is refused by the trainer, not by the model's first forward."""
+    out = tmp_path / "run"
+    overrides = f"{TINY},aft_variant={variant},num_heads=4,use_position_embeddings=true"
+    message = error_of(["--seq-len", "128", "--output-dir", str(out), "--config-overrides", overrides], capsys)
+    assert message.startswith("error: --seq-len 128 is above max_position_embeddings 64") and message.count("\n") == 1
+    assert "max_position_embeddings=128" in message and "Traceback" not in message
+    assert not out.exists()
+
+
 def test_resume_with_another_config_is_refused_before_training(tmp_path, capsys):
     out = tmp_path / "run"
     base = ["--output-dir", str(out), "--max-steps", "4", "--save-every", "2", "--eval-every", "4",

@@ -163,6 +163,36 @@ def check_batch_args(args: argparse.Namespace, num_processes: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# The model config
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def model_config(args: argparse.Namespace, defaults: dict | None = None, fixed: dict | None = None):
+    """The trainers' one way to build the model config: the preset's, changed by (weakest first) --dropout, what the
+    data suggests (`defaults`, e.g. a sequence length), the preset's and the command line's --config-overrides, and
+    what the task requires (`fixed`, e.g. its vocabulary or labels). A value the config refuses is one TrainingError
+    naming it."""
+    from modeling_aft import AFTConfig
+
+    overrides = {"hidden_dropout_prob": args.dropout, **(defaults or {}), **args.model_overrides, **(fixed or {})}
+    try:
+        return AFTConfig.from_preset(args.model_preset, **overrides)
+    except (ValueError, TypeError) as err:
+        raise TrainingError(f"model config: {err}") from None
+
+
+def check_positions(config, length: int, too_long: str, shorter: str = "") -> None:
+    """Sequences of `length` tokens fit a model that learns something per absolute position (its config says so:
+    has_absolute_positions) only up to max_position_embeddings; refuse longer ones before training instead of in
+    the first forward. `too_long` opens the message ("--seq-len 2048 is"), `shorter` offers the other way out."""
+    limit = config.max_position_embeddings
+    if config.has_absolute_positions and length > limit:
+        raise TrainingError(
+            f"{too_long} above max_position_embeddings {limit} (this AFT-{config.aft_variant} model learns a value "
+            f"per position only up to there); {shorter}pass --config-overrides max_position_embeddings={length}.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Data order
 # ----------------------------------------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 import modeling_aft  # noqa: F401
-from modeling_aft import AFTConfig, AFTForImageClassification
+from modeling_aft import AFTForImageClassification
 
 from . import engine
 from .augment import mixup_cutmix, random_flip, random_resized_crop, soft_target_cross_entropy
@@ -92,12 +92,7 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def make_task(args) -> engine.Task:
-    overrides = dict(args.model_overrides)
-    overrides.setdefault("hidden_dropout_prob", args.dropout)
-    try:
-        base = AFTConfig.from_preset(args.model_preset, **overrides)
-    except (ValueError, TypeError) as err:
-        raise engine.TrainingError(f"model config: {err}") from None
+    base = engine.model_config(args)  # the image size and channels, before the data is read at them
     size = base.image_size
     # A folder's images are decoded at size / 0.875 (then cropped); Fashion-MNIST and CIFAR-10 come at their own size,
     # which the crops below cut to the model's.
@@ -114,9 +109,8 @@ def make_task(args) -> engine.Task:
         raise engine.TrainingError(f"{args.dataset or args.data or 'Fashion-MNIST'}: an empty train or validation "
                                    "split.")
     names = list(data.class_names)
-    overrides.update(num_labels=len(names), id2label=dict(enumerate(names)),
-                     label2id={n: i for i, n in enumerate(names)})
-    config = AFTConfig.from_preset(args.model_preset, **overrides)
+    config = engine.model_config(args, fixed=dict(num_labels=len(names), id2label=dict(enumerate(names)),
+                                                  label2id={n: i for i, n in enumerate(names)}))
     mean, std = data.mean, data.std
 
     def prepare(batch, generator):

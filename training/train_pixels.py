@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import modeling_aft  # noqa: F401
-from modeling_aft import AFTConfig, AFTForCausalLM
+from modeling_aft import AFTForCausalLM
 
 from . import engine
 from .atomic import atomic_file
@@ -79,19 +79,10 @@ def make_task(args) -> engine.Task:
                                    "images are resized and cropped to; each becomes side x side x 3 sub-pixels.")
     data = load_data(args, args.image_size, None)
     length = data.image_size * data.image_size * data.num_channels
-    overrides = dict(args.model_overrides)
-    overrides.setdefault("hidden_dropout_prob", args.dropout)
-    overrides.update(vocab_size=257, bos_token_id=START)
-    overrides.setdefault("max_position_embeddings", length)
-    try:
-        config = AFTConfig.from_preset(args.model_preset, **overrides)
-    except (ValueError, TypeError) as err:
-        raise engine.TrainingError(f"model config: {err}") from None
-    if config.aft_variant in ("full", "local") and length > config.max_position_embeddings:
-        raise engine.TrainingError(
-            f"images of {data.num_channels}x{data.image_size}x{data.image_size} are sequences of {length} sub-pixels, "
-            f"above max_position_embeddings {config.max_position_embeddings}; pass --config-overrides "
-            f"max_position_embeddings={length}.")
+    config = engine.model_config(args, defaults={"max_position_embeddings": length},
+                                 fixed={"vocab_size": 257, "bos_token_id": START})
+    engine.check_positions(config, length, f"images of {data.num_channels}x{data.image_size}x{data.image_size} are "
+                                           f"sequences of {length} sub-pixels,")
     if len(data.train) == 0 or len(data.valid) == 0:
         raise engine.TrainingError(f"{args.dataset or args.data or 'Fashion-MNIST'}: an empty train or validation "
                                    "split.")

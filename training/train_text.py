@@ -82,21 +82,13 @@ def load_splits(args):
 
 
 def build_config(args) -> AFTConfig:
-    overrides = dict(args.model_overrides)
-    overrides.setdefault("hidden_dropout_prob", args.dropout)
-    try:
-        config = AFTConfig.from_preset(args.model_preset, **overrides)
-    except (ValueError, TypeError) as err:
-        raise engine.TrainingError(f"model config: {err}") from None
+    config = engine.model_config(args)
     if config.vocab_size < 256:
         raise engine.TrainingError(f"vocab_size {config.vocab_size} cannot hold 256 byte values; remove that override.")
     if args.seq_len is None or args.seq_len < 1:
         raise engine.TrainingError(f"--seq-len must be a positive integer, got {args.seq_len}.")
-    if config.aft_variant in ("full", "local") and args.seq_len > config.max_position_embeddings:
-        raise engine.TrainingError(
-            f"--seq-len {args.seq_len} is above max_position_embeddings {config.max_position_embeddings} of AFT-"
-            f"{config.aft_variant} (its position biases end there); use --seq-len <= {config.max_position_embeddings} "
-            f"or --config-overrides max_position_embeddings={args.seq_len}.")
+    engine.check_positions(config, args.seq_len, f"--seq-len {args.seq_len} is",
+                           f"use --seq-len <= {config.max_position_embeddings} or ")
     return config
 
 
@@ -144,8 +136,7 @@ def make_task(args) -> engine.Task:
         sample = None
         if args.sample_bytes:
             sample = generate_sample(model, tokenizer, args.prompt, args.sample_bytes, args.seed,
-                                     None if config.aft_variant not in ("full", "local")
-                                     else config.max_position_embeddings)
+                                     config.max_position_embeddings if config.has_absolute_positions else None)
             (folder / "sample.txt").write_text(sample)
         return results, sample, None
 
