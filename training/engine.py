@@ -564,12 +564,18 @@ class MetricsLog:
 
 def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) -> dict:
     """Train, evaluate, checkpoint; write the final folder. Returns the final metrics."""
-    from accelerate.utils import send_to_device, set_seed
-    from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
-
     out = Path(args.output_dir)
-    ckpt_root = out / "checkpoints"
+    check_before_training(args, accelerator, out)
+    resume_from, state = find_resume(task, args, accelerator, out / "checkpoints")
+    model, optimizer, scheduler = build_training(task, args, accelerator)
+    start_step = load_resume(accelerator, scheduler, resume_from, state)
+    log = open_logs(args, accelerator, out, start_step, resumed=resume_from is not None)
+    metrics = train_loop(task, args, accelerator, model, optimizer, scheduler, start_step, log)
+    return finish_run(task, args, accelerator, model, metrics, log, start_time)
+
+
+def check_before_training(args: argparse.Namespace, accelerator, out: Path) -> None:
+    """What can be refused before anything is built: the output folder, the batch arithmetic, the Hub token."""
     check_output_dir(out)
     check_batch_args(args, accelerator.num_processes)
     if args.push_to_hub:
@@ -578,47 +584,66 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
         restore_final_folder(out / "model")
     accelerator.wait_for_everyone()
 
-    # Resume: find and check the checkpoint before building anything expensive.
-    resume_from, state = None, None
-    if args.resume:
-        if args.resume == "latest":
-            found = list_checkpoints(ckpt_root)
-            if not found:
-                raise TrainingError(f"--resume: no complete checkpoint in {ckpt_root}; run without --resume first.")
-            resume_from = pick_checkpoint(found, accelerator)
-        else:
-            resume_from = Path(args.resume)
-            if not resume_from.is_dir():
-                raise TrainingError(f"--resume {resume_from}: no such checkpoint folder.")
-            problems, verified = checkpoint_problems(resume_from)
-            if problems:  # the one asked for: no silent fallback to another
-                raise TrainingError(f"--resume {resume_from} is damaged ({', '.join(problems)}); pass another "
-                                    f"checkpoint, or --resume alone for the newest intact one.")
-            if not verified and accelerator.is_main_process:
-                print(f"warning: {resume_from} has no {MANIFEST_FILE} (written before checkpoints had one): its "
-                      "files cannot be verified; loading it as it is", file=sys.stderr)
-        state = check_resumable(resume_from, task.config.to_dict(), args)
-        foreign = sorted(path.name for path in resume_from.glob("custom_checkpoint_*"))
-        if foreign:  # Accelerate would refuse them anyway (nothing is registered); say why, and never load them
-            raise TrainingError(
-                f"--resume {resume_from}: it holds {', '.join(foreign)}, pickles that this trainer never writes and "
-                f"never loads (they could run code). Delete them to resume (an older run's scheduler state is "
-                f"recomputed from the step).")
-        if state["step"] >= args.max_steps:
-            raise TrainingError(f"--resume {resume_from}: it is at step {state['step']}, not before --max-steps "
-                                f"{args.max_steps}; raise --max-steps to train on.")
-    elif list_checkpoints(ckpt_root):
-        if not args.overwrite_output_dir:
-            raise TrainingError(
-                f"{out} holds checkpoints of an earlier run ({list_checkpoints(ckpt_root)[-1][1].name}); pass --resume "
-                f"to continue it, --overwrite-output-dir to start afresh there, or another --output-dir.")
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            shutil.rmtree(ckpt_root)
-            shutil.rmtree(out / "logs", ignore_errors=True)
-        accelerator.wait_for_everyone()
 
-    set_seed(args.seed)  # the same initial weights on every process
+def find_resume(task: Task, args: argparse.Namespace, accelerator, ckpt_root: Path) -> tuple[Path | None, dict | None]:
+    """The checkpoint to continue from and its state, checked before anything expensive is built; or (None, None)
+    for a fresh run, after clearing an earlier run's checkpoints when --overwrite-output-dir allows it."""
+    if not args.resume:
+        _clear_earlier_run(args, accelerator, ckpt_root)
+        return None, None
+    if args.resume == "latest":
+        found = list_checkpoints(ckpt_root)
+        if not found:
+            raise TrainingError(f"--resume: no complete checkpoint in {ckpt_root}; run without --resume first.")
+        resume_from = pick_checkpoint(found, accelerator)
+    else:
+        resume_from = Path(args.resume)
+        if not resume_from.is_dir():
+            raise TrainingError(f"--resume {resume_from}: no such checkpoint folder.")
+        problems, verified = checkpoint_problems(resume_from)
+        if problems:  # the one asked for: no silent fallback to another
+            raise TrainingError(f"--resume {resume_from} is damaged ({', '.join(problems)}); pass another "
+                                f"checkpoint, or --resume alone for the newest intact one.")
+        if not verified and accelerator.is_main_process:
+            print(f"warning: {resume_from} has no {MANIFEST_FILE} (written before checkpoints had one): its "
+                  "files cannot be verified; loading it as it is", file=sys.stderr)
+    state = check_resumable(resume_from, task.config.to_dict(), args)
+    foreign = sorted(path.name for path in resume_from.glob("custom_checkpoint_*"))
+    if foreign:  # Accelerate would refuse them anyway (nothing is registered); say why, and never load them
+        raise TrainingError(
+            f"--resume {resume_from}: it holds {', '.join(foreign)}, pickles that this trainer never writes and "
+            f"never loads (they could run code). Delete them to resume (an older run's scheduler state is "
+            f"recomputed from the step).")
+    if state["step"] >= args.max_steps:
+        raise TrainingError(f"--resume {resume_from}: it is at step {state['step']}, not before --max-steps "
+                            f"{args.max_steps}; raise --max-steps to train on.")
+    return resume_from, state
+
+
+def _clear_earlier_run(args: argparse.Namespace, accelerator, ckpt_root: Path) -> None:
+    """A fresh run in an --output-dir with checkpoints: refused, or (--overwrite-output-dir) they and the logs go."""
+    earlier = list_checkpoints(ckpt_root)
+    if not earlier:
+        return
+    out = ckpt_root.parent
+    if not args.overwrite_output_dir:
+        raise TrainingError(
+            f"{out} holds checkpoints of an earlier run ({earlier[-1][1].name}); pass --resume to continue it, "
+            f"--overwrite-output-dir to start afresh there, or another --output-dir.")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(ckpt_root)
+        shutil.rmtree(out / "logs", ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def build_training(task: Task, args: argparse.Namespace, accelerator):
+    """The model (the same initial weights on every process), AdamW and the cosine schedule; model and optimizer
+    prepared by Accelerate."""
+    from accelerate.utils import set_seed
+    from transformers import get_cosine_schedule_with_warmup
+
+    set_seed(args.seed)
     model = task.model_class(task.config)
     optimizer = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.learning_rate,
                                   betas=(0.9, args.adam_beta2), eps=1e-8)
@@ -632,35 +657,53 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
     # Accelerate saves registered objects as pickles and loads them with weights_only=False, so a shared checkpoint
     # could run code on --resume. Its learning rate is a pure function of the step, so a resumed run steps a fresh
     # one to the checkpoint's step instead (and a `custom_checkpoint_*.pkl` in a checkpoint is never read).
+    return model, optimizer, scheduler
 
-    start_step = 0
-    if resume_from is not None:
-        try:
-            accelerator.load_state(str(resume_from))
-        except Exception as err:  # what its manifest could not vouch for (an old checkpoint); name it, no traceback
-            raise TrainingError(f"--resume {resume_from} does not load ({_first_line(err)}); pass another "
-                                "checkpoint-N folder of this run.") from None
-        start_step = state["step"]
-        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
-            warnings.simplefilter("ignore", UserWarning)
-            for _ in range(start_step):
-                scheduler.step()
-        accelerator.print(f"resumed from {resume_from} at step {start_step}")
 
+def load_resume(accelerator, scheduler, resume_from: Path | None, state: dict | None) -> int:
+    """Load the checkpoint's training state (model, optimizer, every process's RNG) and step the scheduler to its
+    step; returns the step to start at (0 for a fresh run)."""
+    if resume_from is None:
+        return 0
+    try:
+        accelerator.load_state(str(resume_from))
+    except Exception as err:  # what its manifest could not vouch for (an old checkpoint); name it, no traceback
+        raise TrainingError(f"--resume {resume_from} does not load ({_first_line(err)}); pass another "
+                            "checkpoint-N folder of this run.") from None
+    start_step = state["step"]
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start_step):
+            scheduler.step()
+    accelerator.print(f"resumed from {resume_from} at step {start_step}")
+    return start_step
+
+
+def open_logs(args: argparse.Namespace, accelerator, out: Path, start_step: int, resumed: bool) -> MetricsLog:
+    """The output folder, metrics.jsonl (cut back to the checkpoint's step on resume) and TensorBoard."""
     main = accelerator.is_main_process
     if main:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise TrainingError(f"--output-dir {out} cannot be made ({_first_line(err)}); pass another one.") from None
-    log = MetricsLog(out / "metrics.jsonl", main, start_step if resume_from else None)
+    log = MetricsLog(out / "metrics.jsonl", main, start_step if resumed else None)
     if not args.no_tensorboard:
         try:
             accelerator.init_trackers("tensorboard", config=_hparams(args),
                                       init_kwargs={"tensorboard": {"purge_step": start_step}})
         except Exception as err:  # a tracker is a convenience; training goes on without it
             accelerator.print(f"warning: no TensorBoard logs ({err})")
+    return log
 
+
+def train_loop(task: Task, args: argparse.Namespace, accelerator, model, optimizer, scheduler, start_step: int,
+               log: MetricsLog) -> dict:
+    """Optimizer steps start_step .. --max-steps - 1, logging, evaluating and checkpointing on their schedules.
+    Returns the metrics of the last evaluation."""
+    from tqdm.auto import tqdm
+
+    out = Path(args.output_dir)
     sampler = StepBatchSampler(len(task.train_set), args.batch_size, args.grad_accum, accelerator.num_processes,
                                accelerator.process_index, args.seed, start_step, args.max_steps)
     # The loader's own generator: creating its iterator must not draw from the global RNG, which the checkpoint
@@ -669,64 +712,97 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
                         generator=torch.Generator().manual_seed(args.seed))
     batches = iter(loader)
     params = [p for p in model.parameters() if p.requires_grad]
-    bar = tqdm(total=args.max_steps, initial=start_step, disable=not main or args.no_progress, unit="step",
-               dynamic_ncols=True)
-    loss_sum, loss_count, t_last, metrics = 0.0, 0, time.perf_counter(), {}
+    bar = tqdm(total=args.max_steps, initial=start_step, disable=not accelerator.is_main_process or args.no_progress,
+               unit="step", dynamic_ncols=True)
+    window, metrics = _LossWindow(), {}
     for step in range(start_step, args.max_steps):
-        model.train()
-        step_loss = torch.zeros((), device=accelerator.device)
-        grad_norm = None
-        for a in range(args.grad_accum):
-            batch = next(batches)
-            if task.prepare is not None:
-                batch = task.prepare(batch, step_generator(args.seed, step, a, accelerator.process_index))
-            batch = send_to_device(batch, accelerator.device)
-            # Accelerate's accumulation: no gradient sync before the last micro-batch, the loss divided by the
-            # number of micro-batches, the (prepared) optimizer stepping only on the last; DeepSpeed does its own.
-            with accelerator.accumulate(model):
-                loss = task.loss(model, batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"the loss is {loss.item()} at step {step}; lower --learning-rate "
-                                             f"(now {args.learning_rate}) or use --mixed-precision no.")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm and args.max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(params, args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            step_loss += loss.detach() / args.grad_accum
-        if not accelerator.sync_gradients:
-            raise RuntimeError(f"accumulation out of step at step {step}: the optimizer did not step.")
+        step_loss, grad_norm = optimizer_step(task, args, accelerator, model, optimizer, params, batches, step)
         scheduler.step()
         done = step + 1
-        loss_sum += accelerator.reduce(step_loss, "mean").item()
-        loss_count += 1
+        window.add(accelerator.reduce(step_loss, "mean").item())
         bar.update(1)
-
-        if done % args.log_every == 0 or done == args.max_steps:
-            now = time.perf_counter()
-            record = {"step": done, "train/loss": loss_sum / loss_count, "train/lr": scheduler.get_last_lr()[0],
-                      "train/steps_per_s": loss_count / max(now - t_last, 1e-9)}
-            if grad_norm is not None:
-                record["train/grad_norm"] = float(grad_norm)
+        if _due(done, args.log_every, args.max_steps):
+            record = window.record(done, scheduler.get_last_lr()[0], grad_norm)
             accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
             log.write(record)
             bar.set_postfix(loss=f"{record['train/loss']:.4f}", refresh=False)
-            loss_sum, loss_count, t_last = 0.0, 0, now
-
-        if done % args.eval_every == 0 or done == args.max_steps:
+        if _due(done, args.eval_every, args.max_steps):
             metrics = task.evaluate(model, accelerator, final=False)
             record = {"step": done, **{f"eval/{k}": v for k, v in metrics.items()}}
             accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
             log.write(record)
             bar.write(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            if main:  # the curves so far, to look at during a long run
+            if accelerator.is_main_process:  # the curves so far, to look at during a long run
                 _plot_quietly(out / "metrics.jsonl", out / "loss_curves.png", f"{args.preset} ({task.name})")
-
-        if done % args.save_every == 0 or done == args.max_steps:
-            save_checkpoint(accelerator, ckpt_root, done, task.config.to_dict(), args, args.keep_last)
+        if _due(done, args.save_every, args.max_steps):
+            save_checkpoint(accelerator, out / "checkpoints", done, task.config.to_dict(), args, args.keep_last)
     bar.close()
     accelerator.wait_for_everyone()
+    return metrics
 
+
+def optimizer_step(task: Task, args: argparse.Namespace, accelerator, model, optimizer, params: list, batches,
+                   step: int) -> tuple[torch.Tensor, Any]:
+    """One optimizer step over --grad-accum micro-batches. Returns this process's mean loss and the gradient norm
+    (None without clipping)."""
+    from accelerate.utils import send_to_device
+
+    model.train()
+    step_loss = torch.zeros((), device=accelerator.device)
+    grad_norm = None
+    for a in range(args.grad_accum):
+        batch = next(batches)
+        if task.prepare is not None:
+            batch = task.prepare(batch, step_generator(args.seed, step, a, accelerator.process_index))
+        batch = send_to_device(batch, accelerator.device)
+        # Accelerate's accumulation: no gradient sync before the last micro-batch, the loss divided by the
+        # number of micro-batches, the (prepared) optimizer stepping only on the last; DeepSpeed does its own.
+        with accelerator.accumulate(model):
+            loss = task.loss(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss is {loss.item()} at step {step}; lower --learning-rate "
+                                         f"(now {args.learning_rate}) or use --mixed-precision no.")
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and args.max_grad_norm and args.max_grad_norm > 0:
+                grad_norm = accelerator.clip_grad_norm_(params, args.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        step_loss += loss.detach() / args.grad_accum
+    if not accelerator.sync_gradients:
+        raise RuntimeError(f"accumulation out of step at step {step}: the optimizer did not step.")
+    return step_loss, grad_norm
+
+
+def _due(done: int, every: int, max_steps: int) -> bool:
+    """Logging, evaluation and checkpoints happen every N steps and at the last one."""
+    return done % every == 0 or done == max_steps
+
+
+class _LossWindow:
+    """The training loss averaged over the steps since the last log line, and their speed."""
+
+    def __init__(self):
+        self.total, self.count, self.since = 0.0, 0, time.perf_counter()
+
+    def add(self, loss: float) -> None:
+        self.total += loss
+        self.count += 1
+
+    def record(self, done: int, lr: float, grad_norm) -> dict:
+        now = time.perf_counter()
+        record = {"step": done, "train/loss": self.total / self.count, "train/lr": lr,
+                  "train/steps_per_s": self.count / max(now - self.since, 1e-9)}
+        if grad_norm is not None:
+            record["train/grad_norm"] = float(grad_norm)
+        self.total, self.count, self.since = 0.0, 0, now
+        return record
+
+
+def finish_run(task: Task, args: argparse.Namespace, accelerator, model, metrics: dict, log: MetricsLog,
+               start_time: float) -> dict:
+    """The final evaluation (unless --skip-final-eval), the final folder, and --push-to-hub. Returns the metrics the
+    card reports."""
+    out = Path(args.output_dir)
     if args.skip_final_eval:  # the card then reports the last (partial) validation evaluation, and says so
         final_metrics, final = metrics, False
     else:
@@ -735,19 +811,23 @@ def run(task: Task, args: argparse.Namespace, accelerator, start_time: float) ->
     elapsed = time.perf_counter() - start_time
     save_final(accelerator, model, task, args, out / "model", final_metrics, final, elapsed)
     if args.push_to_hub and accelerator.is_main_process:
-        from .publish import PublishError, publish, report
-
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in final_metrics.items() if isinstance(v, float))
-        try:
-            result = publish(out / "model", args.push_to_hub, private=args.hub_private, revision=args.hub_revision,
-                             commit_message=f"{args.preset}: {args.max_steps} steps; {summary}")
-        except PublishError as err:  # the run itself is saved: say how to publish it without training again
-            raise TrainingError(f"--push-to-hub: {err}. The model is saved in {out / 'model'}; publish it with "
-                                f"python -m training.publish {out / 'model'} {args.push_to_hub}") from None
-        print(report(result))
+        push_final(args, out / "model", final_metrics)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final_metrics
+
+
+def push_final(args: argparse.Namespace, folder: Path, final_metrics: dict) -> None:
+    from .publish import PublishError, publish, report
+
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in final_metrics.items() if isinstance(v, float))
+    try:
+        result = publish(folder, args.push_to_hub, private=args.hub_private, revision=args.hub_revision,
+                         commit_message=f"{args.preset}: {args.max_steps} steps; {summary}")
+    except PublishError as err:  # the run itself is saved: say how to publish it without training again
+        raise TrainingError(f"--push-to-hub: {err}. The model is saved in {folder}; publish it with "
+                            f"python -m training.publish {folder} {args.push_to_hub}") from None
+    print(report(result))
 
 
 def _hparams(args: argparse.Namespace) -> dict:
