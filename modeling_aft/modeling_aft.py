@@ -31,15 +31,17 @@ from transformers.utils import cached_file
 
 from .configuration_aft import AFTConfig
 from .ops import (
-    aft_step,
-    fold_running_sums,
-    running_sums,
+    AFTState,
     aft_conv1d,
+    aft_conv1d_recurrent,
     aft_conv2d,
     aft_full,
     aft_full_factorized,
+    aft_full_recurrent,
     aft_local_blocked,
+    aft_local_recurrent,
     aft_simple,
+    aft_simple_recurrent,
     factorized_bias,
     factorized_local_bias_blocks,
     local_bias_blocks,
@@ -78,9 +80,10 @@ class AFTMixer(nn.Module):
     Parameters that only the variant needs: w = U V^T (or a dense w) for full and local, the per-head kernel with its
     re-parameterisation (gamma, beta, zero at init so that AFT-conv starts as AFT-simple) for conv.
 
-    With a cache the causal mixer also decodes: a prompt runs through the parallel form and leaves a state behind,
-    later tokens run one at a time against it (ops.aft_step). The state of simple, local and conv is constant in
-    size (running sums, the last s - 1 keys and values, the count of tokens), full's holds every past key.
+    With a cache the causal mixer also decodes through the operators' recurrent form (ops.aft_*_recurrent): a prompt
+    runs through the parallel form and leaves a state behind, more tokens run in parallel from that state and a
+    single token as one step. The state of simple, local and conv is constant in size (running sums, the last
+    s - 1 keys and values, the count of tokens), full's holds every past key. The mixer only reads and writes it.
     """
 
     def __init__(self, config: AFTConfig, spatial: bool = False, layer_idx: int = 0):
@@ -176,18 +179,33 @@ class AFTMixer(nn.Module):
         if cache is None or q.shape[0] * q.shape[1] == 0:  # no token at all: nothing to read, the state stays as is
             y = self._parallel(q, k, v, attention_mask, grid, positions)
         else:
-            state = self._read_state(cache)
-            if state is None:
-                y = self._parallel(q, k, v, attention_mask, grid, positions)
-                state = self._prefill_state(k, v, attention_mask)
-            else:
-                y, state = self._decode(q, k, v, attention_mask, state)
+            # The operator reads the new tokens on top of the state (a prompt, a chunk of one, one generated token)
+            # and returns the next state; positions follow from the state's count and the mask.
+            y, state = self._recurrent(q, k, v, attention_mask, self._read_state(cache))
             self._write_state(cache, state, new_tokens=q.shape[1])
         return self.out_proj(y)  # (B, T, D)
 
     # --------------------------------------------------------------------------------------------------------
-    # The recurrent form and its state
+    # The recurrent form: the operators own the maths (ops.aft_*_recurrent), the mixer its cache I/O
     # --------------------------------------------------------------------------------------------------------
+
+    def _position_table(self):
+        """The position biases as the recurrent operators read them: (U, V) of w = U V^T, or the dense w."""
+        if self.config.position_bias_dim > 0:
+            return self.position_bias_u, self.position_bias_v
+        return self.position_bias
+
+    def _recurrent(self, q, k, v, attention_mask, state):
+        kwargs = dict(key_padding_mask=attention_mask, initial_state=state, output_final_state=True)
+        if self.variant == "full":
+            return aft_full_recurrent(q, k, v, self._position_table(), **kwargs)
+        if self.variant == "local":
+            return aft_local_recurrent(q, k, v, self._position_table(), self.config.local_window, **kwargs)
+        if self.variant == "simple":
+            return aft_simple_recurrent(q, k, v, **kwargs)
+        heads = q.shape[:2] + (self.num_heads, self.head_dim)
+        y, state = aft_conv1d_recurrent(q.view(heads), k, v.view(heads), self.conv_kernel(), **kwargs)
+        return y.flatten(2), state  # (B, T, D)
 
     @property
     def state_window(self) -> int:
@@ -198,106 +216,11 @@ class AFTMixer(nn.Module):
             return self.config.conv_kernel_size - 1
         return 0
 
-    def _keys(self, k):
-        """(..., H) or (..., D) keys to the layout of ops.aft_step: (..., H, 1) per head for conv, else unchanged."""
-        return k.unsqueeze(-1) if self.variant == "conv" else k
-
-    def _values(self, x):
-        return x.unflatten(-1, (self.num_heads, self.head_dim)) if self.variant == "conv" else x
-
-    def _prefill_state(self, k, v, attention_mask):
-        """The state after a prompt read by the parallel form: its real tokens, newest `state_window` in the window
-        and all older ones in the running sums (full: all of them in the window)."""
-        batch, length = k.shape[:2]
-        k, v = k.float(), v.float()
-        valid = torch.ones(batch, length, dtype=torch.bool, device=k.device)
-        if attention_mask is not None:
-            valid = attention_mask.bool()
-        count = valid.sum(dim=1)  # (B,)
-        if self.variant == "full":
-            return dict(keys=k, values=v, valid=valid, count=count, steps=length)
-        rank = torch.cumsum(valid.long(), dim=1) - 1  # (B, T): position among the real tokens
-        window = self.state_window
-        slot = rank - (count.unsqueeze(1) - window)  # (B, T): the window slot of each real token, < 0: older
-        in_window = valid & (slot >= 0)
-        older = valid & (slot < 0)
-        kk = self._keys(k)  # (B, T, H, 1) or (B, T, D)
-        vv = self._values(v)
-        if self.variant == "conv":  # heads lead, time second to last
-            running = running_sums(kk.transpose(1, 2), vv.transpose(1, 2), older.unsqueeze(1))
-        else:
-            running = running_sums(kk, vv, older)
-        index = torch.where(in_window, slot, torch.full_like(slot, window))  # everything else to a spare slot
-        packed = torch.cat([k, v, torch.ones_like(k[..., :1])], dim=-1)  # (B, T, Dk + D + 1)
-        buffer = packed.new_zeros(batch, window + 1, packed.shape[-1])
-        buffer.scatter_(1, index.unsqueeze(-1).expand_as(packed), packed)
-        buffer = buffer[:, :window]  # (B, s - 1, Dk + D + 1); the last channel marks filled slots
-        return dict(running=running, buffer=buffer, count=count, steps=length)
-
-    def _decode(self, q, k, v, attention_mask, state):
-        """Tokens one at a time against the state (prompts fed in pieces, and every generated token)."""
-        outputs = []
-        for t in range(q.shape[1]):
-            valid_t = None if attention_mask is None else attention_mask[:, t].bool()
-            y_t, state = self._step(q[:, t], k[:, t], v[:, t], valid_t, state)
-            outputs.append(y_t)
-        return torch.stack(outputs, dim=1).to(q.dtype), state
-
-    def _step(self, q, k, v, valid, state):
-        batch = q.shape[0]
-        q, k, v = q.float(), k.float(), v.float()
-        if valid is None:
-            valid = torch.ones(batch, dtype=torch.bool, device=q.device)
-        count = state["count"]  # (B,): the position of this token among the real ones
-        if self.config.has_absolute_positions:
-            _check_length(self.config, int(count.max()) + 1, what="sequence (prompt and generated tokens)")
-        if self.variant == "full":
-            keys = torch.cat([state["keys"], k.unsqueeze(1)], dim=1)  # (B, t + 1, D)
-            values = torch.cat([state["values"], v.unsqueeze(1)], dim=1)
-            seen = torch.cat([state["valid"], valid.unsqueeze(1)], dim=1)  # (B, t + 1)
-            key_positions = (torch.cumsum(seen.long(), dim=1) - 1).clamp_min(0)
-            bias = self._bias(count.unsqueeze(1), key_positions).squeeze(1)  # (B, t + 1)
-            y = aft_step(q, keys, values, bias, seen)
-            new_state = dict(keys=keys, values=values, valid=seen, count=count + valid.long(), steps=state["steps"] + 1)
-            return y, new_state
-
-        window = self.state_window
-        buffer = state["buffer"]  # (B, s - 1, Dk + D + 1)
-        dk = k.shape[-1]
-        current = torch.cat([k, v, valid.float().unsqueeze(-1)], dim=-1).unsqueeze(1)  # (B, 1, Dk + D + 1)
-        win = torch.cat([buffer, current], dim=1)  # (B, s, Dk + D + 1): the window, oldest first
-        win_k, win_v, win_valid = win[..., :dk], win[..., dk:-1], win[..., -1] > 0
-        offsets = torch.arange(window, -1, -1, device=q.device)  # t - t' of each window slot: s-1, ..., 0
-        if self.variant == "local":
-            key_positions = (count.unsqueeze(1) - offsets).clamp_min(0)  # (B, s)
-            bias = self._bias(count.unsqueeze(1), key_positions).squeeze(1)  # (B, s)
-            y = aft_step(q, win_k, win_v, bias, win_valid, state["running"])
-        elif self.variant == "conv":
-            bias = self.conv_kernel().float()[:, offsets]  # (H, s): kernel[h, j] is the bias of t' = t - j
-            y = aft_step(
-                self._values(q),
-                win_k.unsqueeze(-1).transpose(1, 2),  # (B, H, s, 1)
-                self._values(win_v).transpose(1, 2),  # (B, H, s, Dh)
-                bias,
-                win_valid.unsqueeze(1),
-                state["running"],
-            ).flatten(-2)
-        else:
-            y = aft_step(q, win_k, win_v, torch.zeros_like(win_valid, dtype=q.dtype), win_valid, state["running"])
-
-        # A real token enters the window and pushes its oldest key into the running sums; padding changes nothing.
-        leaving = win[:, 0]  # (B, Dk + D + 1)
-        leave_valid = valid & (leaving[:, -1] > 0)
-        leave_k, leave_v = self._keys(leaving[:, :dk]), self._values(leaving[:, dk:-1])
-        running = fold_running_sums(
-            state["running"], leave_k, leave_v, leave_valid.view(batch, *[1] * (leave_k.dim() - 2))
-        )
-        new_buffer = torch.where(valid.view(batch, 1, 1), win[:, 1:], buffer)
-        return y, dict(running=running, buffer=new_buffer, count=count + valid.long(), steps=state["steps"] + 1)
-
     # Layout of the recurrent state in a transformers LinearAttentionLayer (config.number_of_conv_states slots):
     # recurrent_states[0..2] hold num, den and max, recurrent_states[3] the (count, steps) of each sequence, and
-    # conv_states[0] the window (B, s - 1, Dk + D + 1) of keys, values and a flag for filled slots.
+    # conv_states[0] the window (B, s - 1, Dk + D + 1) of keys, values and a flag for filled slots. Full keeps its
+    # keys (with a last channel marking real tokens, so positions survive beam reordering) and values with
+    # cache.update, as a key/value cache.
     _NUM, _DEN, _MAX, _META = range(4)
 
     def state_counts(self, cache):
@@ -313,7 +236,11 @@ class AFTMixer(nn.Module):
         meta = layer.recurrent_states[self._META]
         return meta[:, 0], int(meta[0, 1])
 
-    def _read_state(self, cache):
+    @property
+    def _keys_dim(self) -> int:
+        return self.num_heads if self.variant == "conv" else self.config.hidden_size
+
+    def _read_state(self, cache) -> AFTState | None:
         counts = self.state_counts(cache)
         if counts is None:
             return None
@@ -321,37 +248,38 @@ class AFTMixer(nn.Module):
         layer = cache.layers[self.layer_idx]
         if self.variant == "full":
             keys, values = layer.keys[:, 0], layer.values[:, 0]  # (B, t, D + 1), (B, t, D)
-            return dict(keys=keys[..., :-1], values=values, valid=keys[..., -1] > 0, count=count, steps=steps)
+            return AFTState(keys[..., :-1], values, keys[..., -1] > 0, count, steps)
         states = layer.recurrent_states
         running = (states[self._NUM], states[self._DEN], states[self._MAX])
         if self.state_window > 0:
-            buffer = layer.conv_states[0]
+            buffer = layer.conv_states[0]  # (B, s - 1, Dk + D + 1)
         else:
             buffer = running[0].new_zeros(len(count), 0, self._keys_dim + self.config.hidden_size + 1)
-        return dict(running=running, buffer=buffer, count=count, steps=steps)
+        dk = self._keys_dim
+        values = buffer[..., dk:-1]
+        if self.variant == "conv":
+            values = values.unflatten(-1, (self.num_heads, self.head_dim))  # (B, s - 1, H, Dh)
+        return AFTState(buffer[..., :dk], values, buffer[..., -1] > 0, count, steps, *running)
 
-    @property
-    def _keys_dim(self) -> int:
-        return self.num_heads if self.variant == "conv" else self.config.hidden_size
-
-    def _write_state(self, cache, state, new_tokens: int):
+    def _write_state(self, cache, state: AFTState, new_tokens: int):
         if self.variant == "full":
-            # The cache keeps keys with a last channel marking real tokens, so positions survive beam reordering.
             new = slice(-new_tokens, None)
-            keys = torch.cat([state["keys"], state["valid"].unsqueeze(-1).float()], dim=-1)[:, new]
-            cache.update(keys.unsqueeze(1), state["values"][:, new].unsqueeze(1), self.layer_idx)
+            keys = torch.cat([state.keys, state.valid.unsqueeze(-1).to(state.keys.dtype)], dim=-1)[:, new]
+            cache.update(keys.unsqueeze(1), state.values[:, new].unsqueeze(1), self.layer_idx)
             return
         layer = self._linear_layer(cache)
-        steps = torch.full_like(state["count"], state["steps"])
-        slots = (*state["running"], torch.stack([state["count"], steps], dim=1))
+        steps = torch.full_like(state.count, state.steps)
+        slots = (*state.running, torch.stack([state.count, steps], dim=1))
         for index, tensor in enumerate(slots):
             if not layer.is_recurrent_states_initialized[index]:
                 layer.lazy_initialization(recurrent_states=tensor, state_idx=index)
             layer.recurrent_states[index] = tensor
         if self.state_window > 0:
+            flag = state.valid.unsqueeze(-1).to(state.keys.dtype)
+            buffer = torch.cat([state.keys, state.values.flatten(2), flag], dim=-1)  # (B, s - 1, Dk + D + 1)
             if not layer.is_conv_states_initialized[0]:
-                layer.lazy_initialization(conv_states=state["buffer"])
-            layer.conv_states[0] = state["buffer"]
+                layer.lazy_initialization(conv_states=buffer)
+            layer.conv_states[0] = buffer
         layer.has_previous_state[0] = True
 
     def _linear_layer(self, cache):

@@ -45,6 +45,8 @@ from .ops_bias import (
     factorized_bias,
     factorized_local_bias_blocks,
     local_bias_blocks,
+    local_bias_blocks_at,
+    position_bias_at,
     reparameterize_conv_kernel,
 )
 from .ops_blocked import blocked_banded, blocked_full, blocked_simple
@@ -64,7 +66,16 @@ from .ops_common import (
 )
 from .ops_fast import fast_aft as _fast_aft
 from .ops_fast import fast_full_factorized as _fast_full_factorized
-from .ops_recurrent import aft_step, empty_running_sums, fold_running_sums, running_sums
+from .ops_recurrent import (
+    AFTState,
+    aft_step,
+    empty_running_sums,
+    empty_state,
+    fold_running_sums,
+    recurrent_prefill,
+    recurrent_step,
+    running_sums,
+)
 
 __all__ = [
     "ALGORITHMS",
@@ -81,6 +92,13 @@ __all__ = [
     "factorized_bias",
     "reparameterize_conv_kernel",
     "local_block_size",
+    "aft_full_recurrent",
+    "aft_local_recurrent",
+    "aft_simple_recurrent",
+    "aft_conv1d_recurrent",
+    "AFTState",
+    "position_bias_at",
+    "local_bias_blocks_at",
     "aft_step",
     "empty_running_sums",
     "fold_running_sums",
@@ -318,4 +336,111 @@ def _outside_window_sums(x: torch.Tensor, reach: int) -> torch.Tensor:
     sides = left + right  # (..., gh, gw): per row, the columns beyond the window
     in_rows = sum(_shift(sides, offset, -2) for offset in range(-reach, reach + 1))
     return above + below + in_rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The recurrent form of the causal operators (fla / Mamba style: initial_state=, output_final_state=)
+# ----------------------------------------------------------------------------------------------------------------
+#
+# Each returns (Y, state): Y of the new tokens as the causal operator over the whole text read so far gives it, and
+# the state after them (None unless output_final_state). Without initial_state the new tokens are a prompt read by
+# the parallel form; with one, a single token is one step (ops_recurrent.recurrent_step) and several tokens a
+# parallel prefill that starts from the state (ops_recurrent.recurrent_prefill), exactly (to float rounding) as
+# reading the whole text at once. Positions are those among the real tokens (key_padding_mask), counted on from
+# the state: padding never takes a position, as in the step form. The position-bias tables of AFT-local and AFT-full
+# are read at absolute positions: w is a dense (P, P) table or the factors (U, V) of w = U V^T, each (P, d').
+
+
+def _recurrent(parallel, step_bias, q, k, v, key_padding_mask, initial_state, output_final_state, window):
+    batch, length = q.shape[:2]
+    valid = _check_mask(key_padding_mask, batch, length)
+    if initial_state is not None and not isinstance(initial_state, AFTState):
+        raise TypeError(
+            f"initial_state must be an ops.AFTState (a returned final state); got {type(initial_state).__name__}."
+        )
+    if q.numel() == 0 or k.numel() == 0:  # nothing to read: the state stays as it is
+        state = initial_state if initial_state is not None else empty_state(q, k, v, window)
+        return _no_tokens(q, k, v), (state._replace(steps=state.steps + length) if output_final_state else None)
+    if initial_state is None and not output_final_state:
+        return parallel(q, k, v, valid, None), None
+    if initial_state is not None and length == 1:
+        y, state = recurrent_step(step_bias, q, k, v, None if valid is None else valid, initial_state)
+    else:
+        y, state = recurrent_prefill(parallel, q, k, v, valid, initial_state, window)
+    return y, (state if output_final_state else None)
+
+
+def aft_full_recurrent(q, k, v, w, key_padding_mask=None, initial_state=None, output_final_state=False,
+                       algorithm: str = "auto"):
+    """Causal AFT-full (Eq. 2), recurrent: q, k, v (B, T, D); w (P, P) or (U, V) (P, d') over absolute positions.
+    The state keeps every key and value read, like a key/value cache."""
+    _check_qkv(q, k, v)
+    _check_algorithm(algorithm)
+
+    def parallel(q, k, v, valid, positions):
+        length = q.shape[1]
+        if isinstance(w, tuple):
+            u, w_v = w
+            fu, fv = (u[:length], w_v[:length]) if positions is None else (u[positions], w_v[positions])
+            return aft_full_factorized(q, k, v, fu, fv, True, valid, algorithm=algorithm)
+        dense = w[:length, :length] if positions is None else position_bias_at(w, positions, positions)
+        return aft_full(q, k, v, dense, True, valid, algorithm=algorithm)
+
+    def step_bias(rows, keys):
+        return position_bias_at(w, rows.unsqueeze(1), keys).squeeze(1)  # (B, n)
+
+    return _recurrent(parallel, step_bias, q, k, v, key_padding_mask, initial_state, output_final_state, None)
+
+
+def aft_local_recurrent(q, k, v, w, window, key_padding_mask=None, initial_state=None, output_final_state=False,
+                        algorithm: str = "auto"):
+    """Causal AFT-local (Eq. 4), recurrent: q, k, v (B, T, D); w (P, P) or (U, V) (P, d') over absolute positions.
+    The state keeps the last window - 1 real keys and values and the running sums of all older ones."""
+    _check_qkv(q, k, v)
+    window = _check_window(window)
+    _check_algorithm(algorithm)
+
+    def parallel(q, k, v, valid, positions):
+        band = local_bias_blocks_at(w, positions, q.shape[1], window)
+        return aft_local_blocked(q, k, v, band, True, valid, algorithm=algorithm)
+
+    def step_bias(rows, keys):
+        return position_bias_at(w, rows.unsqueeze(1), keys).squeeze(1)  # (B, n)
+
+    return _recurrent(parallel, step_bias, q, k, v, key_padding_mask, initial_state, output_final_state, window - 1)
+
+
+def aft_simple_recurrent(q, k, v, key_padding_mask=None, initial_state=None, output_final_state=False,
+                         algorithm: str = "auto"):
+    """Causal AFT-simple (Eq. 5), recurrent: q, k, v (B, T, D). The state is the running (num, den, max) alone."""
+    _check_qkv(q, k, v)
+    _check_algorithm(algorithm)
+
+    def parallel(q, k, v, valid, positions):
+        return aft_simple(q, k, v, True, valid, algorithm=algorithm)
+
+    def step_bias(rows, keys):
+        return torch.zeros(keys.shape, dtype=q.dtype if q.is_floating_point() else torch.float32, device=q.device)
+
+    return _recurrent(parallel, step_bias, q, k, v, key_padding_mask, initial_state, output_final_state, 0)
+
+
+def aft_conv1d_recurrent(q, k, v, kernel, key_padding_mask=None, initial_state=None, output_final_state=False,
+                         algorithm: str = "auto"):
+    """Causal AFT-conv (Eq. 6), recurrent: q, v (B, T, H, Dh), k (B, T, H), kernel (H, S) with kernel[h, j] the bias
+    of t' = t - j. The state keeps the last S - 1 keys and values and the running sums of all older ones."""
+    _check_heads(q, k, v)
+    _check_float("kernel", kernel)
+    if kernel.dim() != 2 or kernel.shape[0] != q.shape[2]:
+        raise ValueError(f"kernel must have shape (H, S) with H = {q.shape[2]}; got {tuple(kernel.shape)}.")
+    _check_algorithm(algorithm)
+
+    def parallel(q, k, v, valid, positions):
+        return aft_conv1d(q, k, v, kernel, True, valid, algorithm=algorithm)
+
+    def step_bias(rows, keys):
+        return kernel[:, rows.unsqueeze(1) - keys].transpose(0, 1)  # (B, H, n): kernel[h, t - t']
+
+    return _recurrent(parallel, step_bias, q, k, v, key_padding_mask, initial_state, output_final_state,
+                      kernel.shape[1] - 1)
 

@@ -17,6 +17,8 @@ __all__ = [
     "conv1d_bias_blocks",
     "factorized_bias",
     "reparameterize_conv_kernel",
+    "position_bias_at",
+    "local_bias_blocks_at",
 ]
 
 
@@ -109,4 +111,30 @@ def reparameterize_conv_kernel(w: torch.Tensor, gamma: torch.Tensor, beta: torch
     std = flat.std(dim=1, keepdim=True, unbiased=False) if flat.shape[1] > 1 else torch.ones_like(mean)
     normed = (flat - mean) / (std + eps)
     return (gamma.unsqueeze(1) * normed + beta.unsqueeze(1)).reshape(w.shape)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Position-bias tables read at the tokens' own positions (a decoding state, left padding)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def position_bias_at(w, rows: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """w[rows, keys] of a position-bias table, w either dense (P, P) or the factors (U, V) of w = U V^T, each
+    (P, d'); rows (..., R) and keys (..., K) position indices -> (..., R, K)."""
+    if isinstance(w, tuple):
+        u, w_v = w
+        return u[rows] @ w_v[keys].transpose(-1, -2)
+    return w[rows.unsqueeze(-1), keys.unsqueeze(-2)]
+
+
+def local_bias_blocks_at(w, positions: torch.Tensor | None, length: int, window: int) -> torch.Tensor:
+    """The causal band of AFT-local for `length` tokens at `positions` (B, T) (None: 0..T-1), from a table w as in
+    position_bias_at; only the band is formed from factors."""
+    if isinstance(w, tuple):
+        u, w_v = w
+        if positions is None:
+            return factorized_local_bias_blocks(u[:length], w_v[:length], window, causal=True)
+        return factorized_local_bias_blocks(u[positions], w_v[positions], window, causal=True)
+    dense = w[:length, :length] if positions is None else position_bias_at(w, positions, positions)
+    return local_bias_blocks(dense, window, causal=True)
 
