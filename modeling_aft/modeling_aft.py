@@ -484,6 +484,10 @@ class AFTPreTrainedModel(PreTrainedModel):
     # T = 22,000 in one layer, yet refuses what a mistyped max_position_embeddings would allocate (100 million
     # positions with d' = 4: 3.2 GB a layer).
     max_position_table_bytes: int | None = 2_000_000_000
+    # With a cache, a causal text longer than this is read in pieces of this many tokens, each from the state the
+    # ones before left: prefill memory stays that of one piece however long the prompt (simple, local and conv; full
+    # keeps every key anyway). None reads any text in one pass.
+    prefill_chunk_size: int | None = 4096
 
     def __init__(self, config: AFTConfig, *inputs, **kwargs):
         # Runs before any parameter exists (every subclass calls it first), on the final config.
@@ -585,13 +589,13 @@ class AFTModel(AFTPreTrainedModel):
                     f"(vocab_size={self.config.vocab_size}: ids 0..{self.config.vocab_size - 1}); encode the text "
                     "with the model's own tokenizer."
                 )
-            inputs_embeds = self.embed_tokens(input_ids)  # (B, T, D)
         elif inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.hidden_size:
             raise ValueError(
                 f"inputs_embeds must have shape (batch, sequence, {self.config.hidden_size}); "
                 f"got {tuple(inputs_embeds.shape)}."
             )
-        batch, length = inputs_embeds.shape[:2]
+        given = input_ids if input_ids is not None else inputs_embeds
+        batch, length = given.shape[:2]
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         if not self.config.causal:
@@ -600,7 +604,7 @@ class AFTModel(AFTPreTrainedModel):
             cache = DynamicCache(config=self.config)
         past = self.past_state_count(cache)  # (B,) real tokens already in the state, or None
         attention_mask = _check_attention_mask(attention_mask, batch, length, past is not None)
-        positions = self._positions(attention_mask, past, position_ids, batch, length, inputs_embeds.device)
+        positions = self._positions(attention_mask, past, position_ids, batch, length, given.device)
         if positions is None:
             _check_length(self.config, length)
         elif positions.numel() > 0:  # (B, 0) or (0, T): no position read
@@ -608,6 +612,14 @@ class AFTModel(AFTPreTrainedModel):
             _check_length(self.config, int(real.max()) + 1)
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # nothing padded: the unmasked path is cheaper
+        chunk = self.prefill_chunk_size
+        if use_cache and chunk and length > chunk and self.config.aft_variant != "full":
+            return self._forward_in_chunks(
+                input_ids, inputs_embeds, attention_mask, position_ids, cache, output_hidden_states, return_dict,
+                keep_last=kwargs.get("_keep_last", 0),
+            )
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)  # (B, T, D)
 
         hidden_states = inputs_embeds
         if self.embed_positions is not None:
@@ -625,6 +637,38 @@ class AFTModel(AFTPreTrainedModel):
         output = BaseModelOutputWithPast(
             last_hidden_state=hidden_states, cache=cache if use_cache else None, hidden_states=all_hidden_states
         )
+        return output if return_dict else output.to_tuple()
+
+    def _forward_in_chunks(self, input_ids, inputs_embeds, attention_mask, position_ids, cache, output_hidden_states,
+                           return_dict, keep_last: int = 0):
+        """A long text read with a cache in pieces of prefill_chunk_size tokens, each from the state the ones before
+        left (the operators' parallel prefill from a state): the same outputs and state as one pass, with the
+        memory of one piece. keep_last > 0 keeps only the last keep_last positions of last_hidden_state (what an LM
+        head that keeps that many logits reads), so nothing of size T x D is held either."""
+        given = input_ids if input_ids is not None else inputs_embeds
+        chunk, length = self.prefill_chunk_size, given.shape[1]
+        last, layers = None, None
+        for start in range(0, length, chunk):
+            piece = slice(start, start + chunk)
+            out = self.forward(
+                input_ids=None if input_ids is None else input_ids[:, piece],
+                inputs_embeds=None if inputs_embeds is None else inputs_embeds[:, piece],
+                attention_mask=None if attention_mask is None else attention_mask[:, piece],
+                position_ids=None if position_ids is None else position_ids[..., piece],
+                cache=cache,
+                use_cache=True,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+            hidden = out.last_hidden_state  # (B, chunk, D)
+            last = hidden if last is None else torch.cat([last, hidden], dim=1)
+            if keep_last:
+                last = last[:, -keep_last:]
+            if output_hidden_states:
+                layers = out.hidden_states if layers is None else tuple(
+                    torch.cat([a, b], dim=1) for a, b in zip(layers, out.hidden_states)
+                )
+        output = BaseModelOutputWithPast(last_hidden_state=last, cache=cache, hidden_states=layers)
         return output if return_dict else output.to_tuple()
 
     def past_state_count(self, cache) -> torch.Tensor | None:
@@ -738,6 +782,8 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
             the positions to keep.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        # A long prompt read in pieces needs to keep only the hidden states the head reads.
+        keep_last = logits_to_keep if isinstance(logits_to_keep, int) and labels is None else 0
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -747,6 +793,7 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            _keep_last=keep_last,
         )
         hidden_states = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep

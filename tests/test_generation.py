@@ -307,3 +307,110 @@ def test_absolute_variants_stop_at_max_positions(variant):
         assert ok.shape == (1, 17)
         with pytest.raises(ValueError, match="max_position_embeddings=16"):
             model.generate(ids(1, 10), max_new_tokens=8, do_sample=False, pad_token_id=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Several tokens on an existing state: the parallel prefill from the state, and long prompts read in pieces
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def left_padded(seed=11):
+    """Two prompts of 23 and 31 tokens, the shorter one left-padded, and their mask."""
+    x = ids(2, 31, seed=seed)
+    mask = torch.ones(2, 31, dtype=torch.long)
+    mask[0, :8] = 0
+    x[0, :8] = 0
+    return x, mask
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("chunk", [1, 3, 4, 8, 16])
+def test_a_prompt_read_in_pieces_equals_one_prefill(variant, chunk):
+    """prefill_chunk_size splits a long prompt inside forward (pieces inside and across the window of 4 and the
+    kernel of 3, and one token at a time); logits and the state left behind equal one parallel prefill, with a
+    left-padded row whose padding fills the first pieces."""
+    model = make_lm(variant)
+    x, mask = left_padded()
+    with torch.no_grad():
+        model.model.prefill_chunk_size = None
+        whole = model(x, attention_mask=mask, use_cache=True)
+        model.model.prefill_chunk_size = chunk
+        pieces = model(x, attention_mask=mask, use_cache=True)
+    real = mask.bool()
+    torch.testing.assert_close(pieces.logits[real], whole.logits[real], rtol=1e-5, atol=1e-5)
+    a, b = cache_tensors(whole.cache), cache_tensors(pieces.cache)
+    assert len(a) == len(b) > 0
+    for x_whole, x_pieces in zip(a, b):
+        torch.testing.assert_close(x_pieces, x_whole, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["local", "simple", "conv"])
+def test_pieces_keep_only_the_logits_asked_for(variant):
+    """With logits_to_keep=1 (what generate() asks for) a prompt read in pieces returns the last logits only."""
+    model = make_lm(variant)
+    x = ids(2, 40, seed=12)
+    with torch.no_grad():
+        whole = model(x, use_cache=True).logits[:, -1:]
+        model.model.prefill_chunk_size = 16
+        out = model(x, use_cache=True, logits_to_keep=1)
+        hidden = model.model(x, use_cache=True, output_hidden_states=True)
+    assert out.logits.shape == (2, 1, model.config.vocab_size)
+    torch.testing.assert_close(out.logits, whole, rtol=1e-5, atol=1e-5)
+    assert hidden.last_hidden_state.shape[1] == 40 and all(h.shape[1] == 40 for h in hidden.hidden_states)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_several_tokens_on_a_state_run_in_parallel(variant, monkeypatch):
+    """A prompt fed to an existing state does not run token by token: no one-token step is taken."""
+    from modeling_aft import ops
+
+    model = make_lm(variant)
+    x = ids(2, 30, seed=13)
+    steps = []
+    original = ops.recurrent_step
+    monkeypatch.setattr(ops, "recurrent_step", lambda *a: steps.append(1) or original(*a))
+    with torch.no_grad():
+        cache = model(x[:, :10], use_cache=True).cache
+        model(x[:, 10:], cache=cache, use_cache=True)
+        assert steps == []
+        model(x[:, :1], cache=cache, use_cache=True)
+    assert len(steps) == model.config.num_hidden_layers
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_second_turn_on_a_returned_cache_equals_generating_from_the_whole_text(variant):
+    """Multi-turn: generate, then append a new multi-token prompt to the returned sequences and continue with the
+    returned cache. generate() hands the model the unread tokens (the last generated one and the new prompt), which
+    it reads in parallel from the state: tokens, scores and state equal generating from the whole text at once."""
+    model = make_lm(variant)
+    greedy = dict(do_sample=False, pad_token_id=0, return_dict_in_generate=True, output_scores=True)
+    prompt, second = ids(2, 6, seed=14), ids(2, 9, seed=15)
+    with torch.no_grad():
+        first = model.generate(prompt, max_new_tokens=5, **greedy)
+        text = torch.cat([first.sequences, second], dim=1)
+        continued = model.generate(text, cache=first.cache, max_new_tokens=6, **greedy)
+        at_once = model.generate(text, max_new_tokens=6, **greedy)
+    assert torch.equal(continued.sequences, at_once.sequences)
+    for a, b in zip(continued.scores, at_once.scores):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for got, want in zip(cache_tensors(continued.cache), cache_tensors(at_once.cache)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_left_padded_second_turn_equals_each_conversation_alone(variant):
+    """A batch of two conversations: the first turn left-padded, the second turn's prompts padded to the same length
+    (padding between the turns). Every real token's logits equal those of its conversation read alone, unpadded."""
+    model = make_lm(variant)
+    x, mask = left_padded(seed=16)
+    turn2 = ids(2, 7, seed=17)
+    mask2 = torch.ones(2, 7, dtype=torch.long)
+    mask2[1, :3] = 0
+    turn2[1, :3] = 0
+    with torch.no_grad():
+        first = model(x, attention_mask=mask, use_cache=True)
+        second = model(turn2, attention_mask=torch.cat([mask, mask2], dim=1), cache=first.cache, use_cache=True)
+        for b in range(2):
+            text = torch.cat([x[b][mask[b].bool()], turn2[b][mask2[b].bool()]]).unsqueeze(0)
+            alone = model(text, use_cache=False).logits[0, -int(mask2[b].sum()):]
+            torch.testing.assert_close(second.logits[b][mask2[b].bool()], alone, rtol=1e-5, atol=1e-5)
