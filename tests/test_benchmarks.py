@@ -33,6 +33,19 @@ def test_decode_state_benchmark_runs_and_writes_its_json(tmp_path):
     assert all(r["median_ms_short"] > 0 and r["median_ms_long"] > 0 for r in rows)
 
 
+def test_prefill_state_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "prefill_state"
+    command = [sys.executable, "-m", "benchmarks.prefill_state", "--prompt", "32", "--held", "32", "--long", "96"]
+    command += ["--chunk", "32", "--rounds", "1", "--stepwise", "2", "--variants", "local", "--out", str(out)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert [g["variant"] for g in data["goals"]] == ["local"] and data["settings"]["chunk"] == 32
+    assert [(m["context"], m["chunked"]) for m in data["memory"]] == [(32, True), (96, True), (96, False)]
+    assert all(m["peak_rss_kib"] > 0 for m in data["memory"]) and data["speed"][0]["on_state_s"] > 0
+    assert "goals:" in result.stdout
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # benchmarks.operators and benchmarks.train_step (issue 6)
 # ----------------------------------------------------------------------------------------------------------------
