@@ -4,19 +4,14 @@ about their output folder (a file there, a full disk)."""
 
 import errno
 import importlib
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM
-from tests.helpers import randomize, reset_accelerate_state
+from tests.helpers import one_line_error, randomize, run_command, run_module
 from training import demo
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_demo_saves_reloads_and_decodes_every_variant(tmp_path, capsys):
@@ -31,10 +26,7 @@ def test_demo_saves_reloads_and_decodes_every_variant(tmp_path, capsys):
 
 
 def _run_generate(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8")
-    return subprocess.run(
-        [sys.executable, "-m", "training.generate", *args], cwd=REPO, env=env, capture_output=True, timeout=120
-    )
+    return run_module("training.generate", *args, env_extra={"PYTHONIOENCODING": "utf-8"}, timeout=120, text=False)
 
 
 def test_generate_streams_the_greedy_continuation(tmp_path):
@@ -67,22 +59,6 @@ TINY_TEXT = ["--seq-len", "32", "--batch-size", "4", "--warmup-steps", "1", "--e
              "max_position_embeddings=32,local_window=4"]
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    yield
-    reset_accelerate_state()
-
-
-def one_line_error(main, argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    # transformers' "Writing model shards" progress bar (redrawn with \r) aside, stderr is the one line.
-    lines = capsys.readouterr().err.replace("\r", "\n").splitlines(True)
-    err = "".join(line for line in lines if line.strip() and "Writing model shards" not in line)
-    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
-    return err
-
-
 @pytest.mark.parametrize("trainer", ["train_text", "train_pixels", "train_image"])
 def test_an_output_dir_that_is_a_file_is_refused_in_one_line(trainer, tmp_path, capsys, fresh_accelerate_state):
     main = importlib.import_module(f"training.{trainer}").main
@@ -98,9 +74,7 @@ def test_an_output_dir_that_is_a_file_is_refused_in_one_line(trainer, tmp_path, 
 def test_the_text_trainer_command_prints_no_traceback_for_a_file_as_output_dir(tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-m", "training.train_text", "--output-dir", str(taken), *TINY_TEXT],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = run_module("training.train_text", "--output-dir", str(taken), *TINY_TEXT, timeout=300)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: --output-dir {taken} is a file")
 
@@ -232,9 +206,7 @@ def test_loading_a_model_in_a_command_prints_no_import_noise():
               "AutoModelForCausalLM.from_pretrained('pretrained/aft-local-wikipedia', trust_remote_code=True)\n"
               "import logging\n"
               "logging.getLogger('torchao').warning('another torchao warning')\n")
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(root)))
+    done = run_command([sys.executable, "-c", script], timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert importlib.util.find_spec("torchao") is not None  # otherwise this test would check nothing
     assert "Failed to load" not in done.stderr and "Enum subclass" not in done.stderr, done.stderr

@@ -14,6 +14,7 @@ from aft_pytorch import AFTFull, AFTLocal, AFTSimple
 
 from conversion import aft_pytorch_to_aft as conv
 from modeling_aft import AFTModel
+from tests.helpers import assert_nothing_written
 
 DIM = 16
 MAX_SEQLEN = 24
@@ -43,11 +44,6 @@ def _theirs(module, x):
 
 def _inputs(seed: int, length: int) -> torch.Tensor:
     return torch.randn(3, length, DIM, generator=torch.Generator().manual_seed(seed))  # (B, T, D)
-
-
-def _assert_nothing_written(folder, keep=("sd.pt",)):
-    left = sorted(p.name for p in folder.iterdir() if p.name not in keep)
-    assert left == [], f"a failed conversion left {left} behind"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -156,7 +152,7 @@ def test_bad_state_dicts_fail_in_one_line_and_write_nothing(tmp_path, capsys, ar
     assert err.startswith("error: ") and err.count("\n") == 1, err
     for word in words:
         assert word in err
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("sd.pt",))
 
 
 def test_inner_width_other_than_model_width_is_refused(tmp_path, capsys):
@@ -167,7 +163,7 @@ def test_inner_width_other_than_model_width_is_refused(tmp_path, capsys):
     assert conv.main([str(tmp_path / "sd.pt"), str(tmp_path / "out"), "--kind", "simple", "--dim", "16",
                       "--hidden-dim", "8"]) == 2
     assert capsys.readouterr().err.startswith("error: hidden_dim=8 differs from dim=16")
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("sd.pt",))
 
 
 def test_missing_file_pickled_module_and_existing_output(tmp_path):
@@ -176,7 +172,7 @@ def test_missing_file_pickled_module_and_existing_output(tmp_path):
     torch.save(_layer("simple", 0), tmp_path / "sd.pt")  # the whole module, not its state dict
     with pytest.raises(ValueError, match="state_dict"):
         conv.convert_file(tmp_path / "sd.pt", tmp_path / "out", "simple", DIM, DIM)
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("sd.pt",))
     torch.save(_layer("simple", 0).state_dict(), tmp_path / "sd.pt")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "mine.txt").write_text("keep")
@@ -196,4 +192,4 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(AFTModel, "save_pretrained", broken_save)
     with pytest.raises(OSError, match="disk full"):
         conv.convert_file(tmp_path / "sd.pt", tmp_path / "new" / "deeper" / "out", "full", DIM, DIM)
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("sd.pt",))

@@ -15,10 +15,9 @@ from safetensors.torch import load_file, save_file
 import modeling_aft  # noqa: F401
 from conversion import checkpoint_to_hf as c2h
 from training import train_image, train_text
-from tests.helpers import reset_accelerate_state
+from tests.helpers import TINY_TEXT_OVERRIDES, no_output_left, reset_accelerate_state
 
-TINY = ("num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,max_position_embeddings=64,"
-        "local_window=8")
+TINY = TINY_TEXT_OVERRIDES
 TINY_IMAGE = "num_hidden_layers=1,hidden_size=16,intermediate_size=32,num_heads=4"
 QUIET = ["--max-steps", "2", "--save-every", "2", "--eval-every", "2", "--skip-final-eval", "--no-progress",
          "--no-tensorboard"]
@@ -71,10 +70,6 @@ def assert_loaded_equals(model, reference: dict[str, torch.Tensor], dtype: torch
 
 def convert_cli(*argv) -> int:
     return c2h.main([str(a) for a in argv])
-
-
-def no_output_left(out: Path) -> bool:
-    return not out.exists() and not list(out.parent.glob(f".tmp-{out.name}*"))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -2,18 +2,13 @@
 """The conversion commands fail in one line: `error: ...` on stderr naming the value and the fix, exit status 2, no
 traceback and no output written, whatever is wrong (a missing or wrong file, a bad number, an unwritable output)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from conversion import aft_pytorch_to_aft, resize_positions
 from modeling_aft import AFTConfig, AFTForCausalLM
+from tests.helpers import one_line_error, run_module
 
-REPO = Path(__file__).resolve().parents[1]
 T = 16
 
 
@@ -34,16 +29,6 @@ def files(tmp_path):
     (tmp_path / "corrupt" / "config.json").write_text((tmp_path / "model" / "config.json").read_text())
     (tmp_path / "corrupt" / "model.safetensors").write_bytes(b"\x10" + b"\x00" * 7 + b"{not a header}")
     return tmp_path
-
-
-def one_line_error(main, argv, capsys) -> str:
-    try:
-        code = main(argv)
-    except SystemExit as exit_info:  # argparse's own errors
-        code = exit_info.code
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (code, err)
-    return err
 
 
 CONVERT = ["--kind", "full", "--dim", "8", "--hidden-dim", "8"]
@@ -110,17 +95,11 @@ def test_resize_positions_force_writes_past_the_limit(files, monkeypatch):
     assert report["new_max_positions"] == 64 and AFTPreTrainedModel.max_position_table_bytes == 1000
 
 
-def _command(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
-
-
 @pytest.mark.parametrize("command", ["conversion.resize_positions", "conversion.aft_pytorch_to_aft"])
 def test_the_commands_print_no_traceback(files, command):
     argv = ([str(files / "model"), str(files / "out"), "--max-positions", "100000000"]
             if command == "conversion.resize_positions" else [str(files / "junk.pt"), str(files / "out"), *CONVERT])
-    result = _command(command, *argv)
+    result = run_module(command, *argv, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     # The last line is ours; a package imported on the way may print warnings of its own before it.
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -35,6 +35,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from conversion import deit_to_aft
 from conversion.deit_to_aft import convert_folder, derive_config, main, map_state_dict
 from modeling_aft import AFTConfig, AFTForImageClassification
+from tests.helpers import no_output_left
 
 LABELS = {0: "cat", 1: "dog", 2: "eel"}
 SIZES = dict(
@@ -112,11 +113,6 @@ def expected_copies(prefix: str, layers: int, head: bool = True) -> dict[str, st
 def expected_qk(prefix: str, layers: int, parts=("weight", "bias")) -> set[str]:
     names = {f"layers.{i}.attention.{p}.{part}" for i in range(layers) for p in ("q_proj", "k_proj") for part in parts}
     return {f"{prefix}.{name}" for name in names}
-
-
-def _no_leftovers(parent: Path, name: str) -> None:
-    assert not (parent / name).exists()
-    assert not [entry.name for entry in parent.iterdir() if entry.name.startswith(".tmp-")]
 
 
 def _load(folder: Path) -> AFTForImageClassification:
@@ -251,7 +247,7 @@ def test_teacher_head_cls_keeps_one_head_and_drops_the_other(sources, tmp_path):
     assert {"distillation_classifier.weight", "distillation_classifier.bias"} <= set(report.dropped)
     with pytest.raises(ValueError, match="teacher_head='both'"):
         convert_folder(folder, tmp_path / "bad", heads=4, kernel_size=3, teacher_head="both")
-    _no_leftovers(tmp_path, "bad")
+    assert no_output_left(tmp_path / "bad")
 
 
 def test_deit_to_aft_full_keeps_the_deit_layout(sources, tmp_path):
@@ -341,41 +337,41 @@ def test_heads_that_do_not_divide_the_hidden_size(sources, tmp_path):
     pattern = r"heads=5 does not divide the source's hidden_size=32.*\[1, 2, 4, 8, 16, 32\]"
     with pytest.raises(ValueError, match=pattern):
         convert_folder(folder, tmp_path / "aft", heads=5)
-    _no_leftovers(tmp_path, "aft")
+    assert no_output_left(tmp_path / "aft")
     with pytest.raises(ValueError, match="kernel_size=4 must be odd"):
         convert_folder(folder, tmp_path / "aft", kernel_size=4)
-    _no_leftovers(tmp_path, "aft")
+    assert no_output_left(tmp_path / "aft")
 
 
 def test_missing_and_foreign_folders(sources, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         convert_folder(tmp_path / "nowhere", tmp_path / "out")
-    _no_leftovers(tmp_path, "out")
+    assert no_output_left(tmp_path / "out")
 
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
         convert_folder(empty, tmp_path / "out")
-    _no_leftovers(tmp_path, "out")
+    assert no_output_left(tmp_path / "out")
 
     aft = tmp_path / "aft_model"
     AFTForImageClassification(AFTConfig.from_preset("cpu-image-conv", num_hidden_layers=1)).save_pretrained(aft)
     with pytest.raises(ValueError, match="model_type='aft'.*not a DeiT or ViT"):
         convert_folder(aft, tmp_path / "out")
-    _no_leftovers(tmp_path, "out")
+    assert no_output_left(tmp_path / "out")
 
     backbone = tmp_path / "backbone"
     DeiTModel(DeiTConfig(**SIZES)).save_pretrained(backbone)
     with pytest.raises(ValueError, match="DeiTModel"):
         convert_folder(backbone, tmp_path / "out")
-    _no_leftovers(tmp_path, "out")
+    assert no_output_left(tmp_path / "out")
 
     weightless = tmp_path / "weightless"
     weightless.mkdir()
     (weightless / "config.json").write_text((sources["deit"][0] / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match="no weights"):
         convert_folder(weightless, tmp_path / "out")
-    _no_leftovers(tmp_path, "out")
+    assert no_output_left(tmp_path / "out")
 
 
 def test_incomplete_checkpoint_names_the_missing_tensor(sources, tmp_path):
@@ -388,7 +384,7 @@ def test_incomplete_checkpoint_names_the_missing_tensor(sources, tmp_path):
     save_file(tensors, broken / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ValueError, match=r"missing tensors \['vit.layernorm.weight'\]"):
         convert_folder(broken, tmp_path / "out")
-    _no_leftovers(tmp_path, "out")
+    assert no_output_left(tmp_path / "out")
 
 
 def test_shape_and_key_mismatches_in_the_mapping(sources):
@@ -428,7 +424,7 @@ def test_existing_output_and_failed_writes_leave_nothing_behind(sources, tmp_pat
     with pytest.raises(ValueError, match="simulated"):
         convert_folder(folder, existing, heads=4, kernel_size=3, overwrite=True)
     assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]  # the old output is restored
-    _no_leftovers(tmp_path, "aft")
+    assert no_output_left(tmp_path / "aft")
     monkeypatch.undo()
     convert_folder(folder, existing, heads=4, kernel_size=3, overwrite=True)
     assert (existing / "model.safetensors").is_file() and not (existing / "keep.txt").exists()
@@ -444,7 +440,7 @@ def test_command_line_prints_the_report_and_reports_errors(sources, tmp_path, ca
 
     assert main([str(folder), str(tmp_path / "bad"), "--heads", "3"]) == 2
     assert "heads=3 does not divide" in capsys.readouterr().err
-    _no_leftovers(tmp_path, "bad")
+    assert no_output_left(tmp_path / "bad")
 
 
 def test_help_through_python_dash_m(monkeypatch, capsys):

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from conversion import resize_positions as rp
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM, AFTForImageClassification
-from tests.helpers import randomize
+from tests.helpers import assert_nothing_written, randomize
 
 T = 16
 
@@ -60,11 +60,6 @@ def _naive_bilinear(w, new):
 
 def _nearest_rows(old, new):
     return [math.floor(Fraction(i * (old - 1), new - 1) + Fraction(1, 2)) for i in range(new)]
-
-
-def _assert_nothing_written(folder, keep=("in",)):
-    left = sorted(p.name for p in folder.iterdir() if p.name not in keep)
-    assert left == [], f"a failed resize left {left} behind"
 
 
 def test_factorised_local_runs_at_the_new_length(tmp_path):
@@ -194,7 +189,7 @@ def test_bad_targets_raise_and_write_nothing(tmp_path, n, mode, error, words):
         rp.resize_positions(tmp_path / "in", tmp_path / "deeper" / "out", n, mode)
     for word in words:
         assert word in str(info.value)
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("in",))
 
 
 def test_a_wrong_shape_names_the_tensor_and_writes_nothing(tmp_path, capsys):
@@ -209,7 +204,7 @@ def test_a_wrong_shape_names_the_tensor_and_writes_nothing(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: {info.value}\n"
     for word in ("model.layers.1.mixer.position_bias_u", "(16, 4)", "(16, 5)"):
         assert word in str(info.value)
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("in",))
 
 
 def test_missing_folder_missing_weights_and_existing_output(tmp_path):
@@ -220,7 +215,7 @@ def test_missing_folder_missing_weights_and_existing_output(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         rp.resize_positions(tmp_path / "in", tmp_path / "out", 32)
     (tmp_path / "model.bak").rename(tmp_path / "in" / rp.SINGLE_FILE)
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("in",))
     (tmp_path / "out").mkdir()
     with pytest.raises(FileExistsError, match="already exists"):
         rp.resize_positions(tmp_path / "in", tmp_path / "out", 32)
@@ -232,7 +227,7 @@ def test_image_models_are_refused(tmp_path):
     AFTForImageClassification(config).save_pretrained(tmp_path / "in")
     with pytest.raises(ValueError, match="image model"):
         rp.resize_positions(tmp_path / "in", tmp_path / "out", 100)
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("in",))
 
 
 def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -246,4 +241,4 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(rp, "save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         rp.resize_positions(tmp_path / "in", tmp_path / "new" / "deeper" / "out", 32)
-    _assert_nothing_written(tmp_path)
+    assert_nothing_written(tmp_path, keep=("in",))

@@ -12,15 +12,6 @@ from conversion import aft_pytorch_to_aft
 from conversion.staging import staged_folder, write_atomically
 
 
-@pytest.fixture
-def umask():
-    """Set the process umask for one test (it is process-wide: restore it)."""
-    saved = os.umask(0o022)
-    os.umask(saved)
-    yield lambda mask: os.umask(mask)
-    os.umask(saved)
-
-
 def _mode(path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 

@@ -24,13 +24,12 @@ from huggingface_hub import ModelCard, constants
 from PIL import Image
 
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM
-from tests.helpers import BLOCK_PACKAGE, HUB_VARIABLES, hub_env, randomize, reset_accelerate_state
+from tests.helpers import BLOCK_PACKAGE, HUB_VARIABLES, REPO, hub_env, one_line_error, randomize
 from tests.hub_server import HubServer
 from training import publish as publish_module
 from training.model_card import write_model_card
 from training.publish import PublishError, main, publish
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 REPO_ID = "tester/aft-tiny-local"
 MESSAGE = "Publish the tiny AFT-local checkpoint"
 TEXT = "AFT mixes tokens without attention: sums of exp(K + w) V."
@@ -138,7 +137,7 @@ def published(checkpoint, hub, tmp_path_factory):
     first_request = len(hub.requests)
     command = [sys.executable, "-m", "training.publish", str(checkpoint["folder"]), REPO_ID, "--commit-message",
                MESSAGE]
-    run = subprocess.run(command, cwd=REPO_ROOT, env=hub_env(hub, root / "publish_home", hub.token),
+    run = subprocess.run(command, cwd=REPO, env=hub_env(hub, root / "publish_home", hub.token),
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     publish_requests = hub.requests[first_request:]
@@ -254,7 +253,7 @@ def test_dry_run_lists_the_files_and_contacts_nothing(checkpoint, hub_login, tmp
     # A fresh process, token and endpoint set: not even huggingface_hub's own first-request lookups may happen.
     command = [sys.executable, "-m", "training.publish", str(checkpoint["folder"]), "tester/never-created",
                "--dry-run", "--private"]
-    run = subprocess.run(command, cwd=REPO_ROOT, env=hub_env(hub_login, tmp_path / "home", hub_login.token),
+    run = subprocess.run(command, cwd=REPO, env=hub_env(hub_login, tmp_path / "home", hub_login.token),
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     out = run.stdout
@@ -411,12 +410,6 @@ TINY_TRAIN = ["--seq-len", "32", "--batch-size", "4", "--max-steps", "4", "--war
               "local_window=4"]
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    yield
-    reset_accelerate_state()
-
-
 def test_the_text_trainer_pushes_its_final_folder_with_the_card(hub_login, tmp_path, fresh_accelerate_state):
     from training import train_text
 
@@ -446,10 +439,7 @@ def test_push_to_hub_without_a_token_stops_before_training(hub_login, tmp_path, 
 def refused_before_training(argv, tmp_path, capsys) -> str:
     from training import train_text
 
-    with pytest.raises(SystemExit) as exit_info:
-        train_text.main(["--output-dir", str(tmp_path / "run"), *argv, *TINY_TRAIN])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    err = one_line_error(train_text.main, ["--output-dir", str(tmp_path / "run"), *argv, *TINY_TRAIN], capsys)
     assert not (tmp_path / "run").exists(), "training started"
     return err
 

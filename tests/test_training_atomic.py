@@ -15,15 +15,6 @@ from training import atomic, engine, plots, train_pixels
 from training.atomic import atomic_file, atomic_write_bytes, atomic_write_json, atomic_write_text, is_temporary
 
 
-@pytest.fixture
-def umask():
-    """Set the process umask for one test (it is process-wide: restore it)."""
-    saved = os.umask(0o022)
-    os.umask(saved)
-    yield lambda mask: os.umask(mask)
-    os.umask(saved)
-
-
 def _mode(path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 

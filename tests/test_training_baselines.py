@@ -22,11 +22,7 @@ TINY_TEXT = ["--seq-len", "64", "--eval-batch-size", "64", "--batch-size", "4", 
                                    "max_position_embeddings=64,local_window=8"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    reset_accelerate_state()
-    yield
-    reset_accelerate_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def test_the_gpt2_baseline_has_the_aft_language_model_shape():

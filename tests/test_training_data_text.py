@@ -22,6 +22,8 @@ from training.data_text import ByteChunks, TextSplits, load_text, load_wikipedia
 from training.evaluate_text import evaluate_bits_per_byte
 
 SEQ_LEN = 8
+# Hundreds of tiny forward passes (the bits-per-byte tests): one thread is faster on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_bytes(n: int, seed: int = 0) -> np.ndarray:
@@ -303,15 +305,6 @@ def test_byte_chunks_refuse_short_data_and_bad_seq_len():
 
 
 # --- bits per byte -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Hundreds of tiny forward passes: thread start-up costs more than they do on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

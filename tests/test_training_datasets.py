@@ -14,13 +14,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import modeling_aft  # noqa: F401
-from tests.helpers import reset_accelerate_state
+from tests.helpers import TINY_TEXT_OVERRIDES, one_line_error, reset_accelerate_state
 from training import train_image, train_pixels, train_text
 from training.data_images import load_image_dataset
 from training.data_text import DOCUMENT_SEPARATOR, load_text, load_text_dataset, read_documents
 
-TINY = ("num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,max_position_embeddings=64,"
-        "local_window=8")
+TINY = TINY_TEXT_OVERRIDES
 FAST = ["--seq-len", "64", "--batch-size", "8", "--log-every", "1", "--no-progress", "--no-tensorboard",
         "--config-overrides", TINY]
 SHORT = ["--max-steps", "2", "--warmup-steps", "1", "--eval-every", "2", "--save-every", "2", "--eval-bytes", "256",
@@ -175,18 +174,6 @@ def test_bad_datasets_are_refused_naming_the_columns_and_the_fix(tmp_path):
     assert "--max-bytes 0 must be an integer" in message(path, max_bytes=0)
 
 
-def error_of(main, argv, capsys) -> str:
-    capsys.readouterr()  # what earlier runs printed
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    # One line, the last (datasets' progress bars may come before it), and no traceback.
-    assert err.endswith("\n") and err.splitlines()[-1].startswith("error: ") and err.count("error: ") == 1, err
-    assert "Traceback" not in err
-    return err.splitlines()[-1]
-
-
 def test_a_run_from_a_dataset_trains_on_the_same_batches_as_the_plain_file(tmp_path, capsys):
     docs = documents()
     path = write_format(tmp_path, "jsonl", docs)
@@ -203,15 +190,15 @@ def test_a_run_from_a_dataset_trains_on_the_same_batches_as_the_plain_file(tmp_p
     card = (tmp_path / "a" / "model" / "README.md").read_text()
     assert "column 'text'" in card
     # A checkpoint of one dataset does not continue on another.
-    message = error_of(train_text.main, ["--dataset", str(plain), "--output-dir", str(tmp_path / "a"), "--resume",
-                                         *SHORT[:-1], *FAST], capsys)
+    message = one_line_error(train_text.main, ["--dataset", str(plain), "--output-dir", str(tmp_path / "a"),
+                                               "--resume", *SHORT[:-1], *FAST], capsys)
     assert "the data order differs (--dataset:" in message
-    assert "--streaming only apply to --dataset" in error_of(
+    assert "--streaming only apply to --dataset" in one_line_error(
         train_text.main, ["--streaming", "--output-dir", str(tmp_path / "c"), *FAST], capsys)
-    assert "pass either --data" in error_of(
+    assert "pass either --data" in one_line_error(
         train_text.main, ["--data", str(plain), "--dataset", str(path), "--output-dir", str(tmp_path / "c"), *FAST],
         capsys)
-    assert "no column 'body'" in error_of(
+    assert "no column 'body'" in one_line_error(
         train_text.main, ["--dataset", str(path), "--text-column", "body", "--output-dir", str(tmp_path / "c"),
                           *FAST], capsys)
 
@@ -279,14 +266,16 @@ def test_the_image_trainers_read_a_dataset_with_an_image_feature_and_a_class_lab
     assert metrics["images"] == 4
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["id2label"] == {"0": "dark", "1": "bright"}
-    message = error_of(train_image.main, ["--dataset", str(folder), "--output-dir", str(tmp_path / "x"),
-                                          "--config-overrides", TINY_IMAGE, *QUIET], capsys)
+    message = one_line_error(train_image.main, ["--dataset", str(folder), "--output-dir", str(tmp_path / "x"),
+                                                "--config-overrides", TINY_IMAGE, *QUIET], capsys)
     assert "no column 'image'; its columns: picture, kind, note; pass --image-column" in message
-    message = error_of(train_image.main, ["--dataset", str(folder), "--image-column", "note", "--output-dir",
-                                          str(tmp_path / "x"), "--config-overrides", TINY_IMAGE, *QUIET], capsys)
+    message = one_line_error(train_image.main, ["--dataset", str(folder), "--image-column", "note",
+                                                "--output-dir", str(tmp_path / "x"), "--config-overrides", TINY_IMAGE,
+                                                *QUIET], capsys)
     assert "the column 'note' holds Value('string'), not images" in message
-    message = error_of(train_image.main, ["--dataset", str(folder), "--image-column", "picture", "--output-dir",
-                                          str(tmp_path / "x"), "--config-overrides", TINY_IMAGE, *QUIET], capsys)
+    message = one_line_error(train_image.main, ["--dataset", str(folder), "--image-column", "picture",
+                                                "--output-dir", str(tmp_path / "x"), "--config-overrides", TINY_IMAGE,
+                                                *QUIET], capsys)
     assert "no column 'label'; its columns: picture, kind, note; pass --label-column" in message
     # The pixel LM needs no labels; it reads the images at --image-size.
     metrics = train_pixels.main(["--dataset", str(folder), "--image-column", "picture", "--image-size", "8",

@@ -14,7 +14,7 @@ from PIL import Image
 
 import modeling_aft  # noqa: F401
 from training import train_image, train_pixels
-from tests.helpers import reset_accelerate_state
+from tests.helpers import error_of, train_losses
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 TINY_PIXELS = "num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,local_window=28"
@@ -22,18 +22,7 @@ TINY_IMAGE = "num_hidden_layers=2,hidden_size=48,intermediate_size=96,num_heads=
 QUIET = ["--no-progress", "--no-tensorboard"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    yield
-    reset_accelerate_state()
-
-
-def records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-def train_losses(out: Path) -> list[float]:
-    return [r["train/loss"] for r in records(out) if "train/loss" in r]
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def reference_bits_per_dimension(model, images: torch.Tensor) -> float:
@@ -208,13 +197,6 @@ def test_the_image_trainer_reads_cifar10_at_its_own_32_pixels(tmp_path):
         "--config-overrides", TINY_IMAGE + ",image_size=32,patch_size=8,num_channels=3", *QUIET])
     assert metrics["images"] == 4
     assert json.loads((out / "model" / "config.json").read_text())["image_size"] == 32
-
-
-def error_of(main, argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err
 
 
 def test_bad_image_input_is_refused_before_training(tmp_path, capsys):

@@ -19,27 +19,15 @@ from safetensors.torch import load_file
 
 import modeling_aft  # noqa: F401
 from training import atomic, engine, train_text
-from tests.helpers import reset_accelerate_state
+from tests.helpers import (REPO, TINY_TEXT_OVERRIDES, metrics_records, offline_env, reset_accelerate_state, run_command,
+                           train_losses)
+from tests.helpers import error_of as command_error
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ("num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,max_position_embeddings=64,"
-        "local_window=8")
+TINY = TINY_TEXT_OVERRIDES
 FAST = ["--seq-len", "64", "--batch-size", "8", "--log-every", "5", "--no-progress", "--config-overrides", TINY]
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Each in-process run builds its own Accelerator; the library keeps a singleton state between them."""
-    yield
-    reset_accelerate_state()
-
-
-def records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-def train_losses(out: Path) -> list[float]:
-    return [r["train/loss"] for r in records(out) if "train/loss" in r]
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def enwik8_like(path: Path, size: int) -> Path:
@@ -64,7 +52,7 @@ def test_the_text_trainer_learns_the_embedded_wikipedia_text(tmp_path):
                      *FAST])
     losses = train_losses(out)
     assert losses[0] > 5.0 and losses[-1] < losses[0] - 1.0, losses  # from ~ln 256 = 5.55
-    evals = [r["eval/bpc"] for r in records(out) if "eval/bpc" in r]
+    evals = [r["eval/bpc"] for r in metrics_records(out) if "eval/bpc" in r]
     assert len(evals) == 2 and evals[1] < evals[0]
     assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "loss_curves.png").is_file()
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-20", "checkpoint-40"] or \
@@ -104,31 +92,26 @@ def test_an_enwik8_file_trains_and_its_card_holds_the_measured_bpc(tmp_path):
     assert sample.startswith("The ") and len(sample.encode("utf-8", "surrogateescape")) >= 4
 
 
-def run_cli(args, env_extra=None, **kw):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", **(env_extra or {}))
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, **kw)
-
-
 def test_two_processes_under_accelerate_launch_match_one(tmp_path):
     common = ["--max-steps", "12", "--warmup-steps", "2", "--eval-every", "12", "--save-every", "12",
               "--eval-bytes", "4096", "--skip-final-eval", "--sample-bytes", "0", "--dropout", "0",
               "--no-tensorboard", *FAST]
-    one = run_cli([sys.executable, "-m", "training.train_text", "--output-dir", str(tmp_path / "one"), *common])
+    one = run_command([sys.executable, "-m", "training.train_text", "--output-dir", str(tmp_path / "one"), *common])
     assert one.returncode == 0, one.stderr[-3000:]
     # `accelerate launch --cpu --num_processes 2` starts ONE process (Accelerate reads --cpu as "no distribution");
     # two gloo processes on CPU come from --multi_gpu with ACCELERATE_USE_CPU, which the results must confirm.
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
-    two = run_cli([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                   "--main_process_port", str(port),
-                   "-m", "training.train_text", "--output-dir", str(tmp_path / "two"), *common],
-                  env_extra={"ACCELERATE_USE_CPU": "true"})
+    two = run_command([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                       "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                       "--main_process_port", str(port),
+                       "-m", "training.train_text", "--output-dir", str(tmp_path / "two"), *common],
+                      env_extra={"ACCELERATE_USE_CPU": "true"})
     assert two.returncode == 0, two.stderr[-3000:]
     for run, processes in (("one", 1), ("two", 2)):
         assert json.loads((tmp_path / run / "model" / "results.json").read_text())["training"]["num_processes"] == processes
-    r1, r2 = records(tmp_path / "one"), records(tmp_path / "two")
+    r1, r2 = metrics_records(tmp_path / "one"), metrics_records(tmp_path / "two")
     l1, l2 = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
     assert len(l1) == len(l2) == 3
     assert l2 == pytest.approx(l1, rel=1e-4)
@@ -147,13 +130,12 @@ def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_ru
     common = ["--max-steps", "150", "--warmup-steps", "10", "--eval-every", "50", "--save-every", "10",
               "--keep-last", "2", "--eval-bytes", "2048", "--skip-final-eval", "--sample-bytes", "0",
               "--no-tensorboard", *FAST]  # dropout 0.1 stays on: the RNG state must come back too
-    whole = run_cli([sys.executable, "-m", "training.train_text", "--output-dir", str(tmp_path / "whole"), *common])
+    whole = run_command([sys.executable, "-m", "training.train_text", "--output-dir", str(tmp_path / "whole"), *common])
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     out = tmp_path / "killed"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "-m", "training.train_text", "--output-dir", str(out), *common],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=REPO, env=offline_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (out / "checkpoints" / "checkpoint-30").is_dir():
         assert proc.poll() is None and time.time() < deadline, "the run ended before its third checkpoint"
@@ -168,7 +150,7 @@ def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_ru
                  if (p / "trainer_state.json").is_file())
     assert 30 <= latest < 150
 
-    resumed = run_cli([sys.executable, "-m", "training.train_text", "--output-dir", str(out), "--resume", *common])
+    resumed = run_command([sys.executable, "-m", "training.train_text", "--output-dir", str(out), "--resume", *common])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from {out / 'checkpoints' / f'checkpoint-{latest}'} at step {latest}" in resumed.stdout
     w_whole = load_file(tmp_path / "whole" / "model" / "model.safetensors")
@@ -176,7 +158,7 @@ def test_a_run_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_ru
     for name in w_whole:
         torch.testing.assert_close(w_resumed[name], w_whole[name], rtol=0, atol=1e-6)
     # The loss curve has each step once: the steps lost with the kill are dropped, then logged again.
-    steps = [r["step"] for r in records(out) if "train/loss" in r]
+    steps = [r["step"] for r in metrics_records(out) if "train/loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 150
     assert train_losses(out) == pytest.approx(train_losses(tmp_path / "whole"), abs=1e-6)
 
@@ -217,8 +199,8 @@ def test_resume_runs_no_code_from_a_checkpoint_and_keeps_no_pickle_of_the_schedu
     # The learning rate went on from step 4 as in one uninterrupted run of 6 steps (warmup 2, then cosine).
     reset_accelerate_state()
     train_text.main(["--output-dir", str(whole), "--max-steps", "6", *common])
-    resumed_lr = {r["step"]: r["train/lr"] for r in records(out) if "train/lr" in r}
-    whole_lr = {r["step"]: r["train/lr"] for r in records(whole) if "train/lr" in r}
+    resumed_lr = {r["step"]: r["train/lr"] for r in metrics_records(out) if "train/lr" in r}
+    whole_lr = {r["step"]: r["train/lr"] for r in metrics_records(whole) if "train/lr" in r}
     assert [resumed_lr[s] for s in (5, 6)] == pytest.approx([whole_lr[s] for s in (5, 6)], rel=1e-12)
     assert resumed_lr[5] != resumed_lr[4]
 
@@ -245,10 +227,7 @@ def test_a_run_without_matplotlib_trains_and_saves_its_model_without_the_plot(tm
 
 
 def error_of(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        train_text.main(argv)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err
+    return command_error(train_text.main, argv, capsys)
 
 
 def test_bad_input_is_refused_before_training(tmp_path, capsys):
