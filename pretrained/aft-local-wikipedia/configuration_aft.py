@@ -7,6 +7,7 @@ import copy
 import difflib
 import math
 
+import torch
 from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
@@ -171,10 +172,48 @@ class AFTConfig(PreTrainedConfig):
     eos_token_id: int | list[int] | None = None
 
     def __post_init__(self, **kwargs):
+        # transformers' own __post_init__ turns num_labels into an id2label map and dtype into a torch dtype, and
+        # fails on a wrong type with a TypeError or AttributeError that names nothing; check those first.
+        if "num_labels" in kwargs and kwargs["num_labels"] is None:
+            del kwargs["num_labels"]  # null means not given, as transformers reads a missing num_labels
+        self._validate_general_fields(kwargs.get("num_labels"))
+        self.validate_types()  # layer_types, read by transformers' __post_init__, needs an integer layer count
         super().__post_init__(**kwargs)
         # @strict runs validate_architecture after __init__ too, but wraps its error in a class that is not a
         # ValueError; checking here first gives callers the plain ValueError they catch.
         self.validate_architecture()
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file):
+        config_dict = super()._dict_from_json_file(json_file)
+        if not isinstance(config_dict, dict):  # transformers would fail later on "argument of type ... not iterable"
+            raise ValueError(f"{json_file} must hold a JSON object of AFTConfig fields, not "
+                             f"{type(config_dict).__name__}; save the model again with save_pretrained.")
+        return config_dict
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        if not isinstance(config_dict, dict):  # a config.json holding a list, a string or null
+            raise ValueError(f"config.json must hold a JSON object of AFTConfig fields, not {type(config_dict).__name__} "
+                             f"({str(config_dict)[:60]}); save the model again with save_pretrained.")
+        return super().from_dict(config_dict, **kwargs)
+
+    def _validate_general_fields(self, num_labels):
+        if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int)
+                                       or num_labels < 1):
+            raise ValueError(f"num_labels={num_labels!r} must be a whole number >= 1 (the classifier's classes).")
+        for name in ("id2label", "label2id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(f"{name}={value!r} must be a mapping (e.g. {{0: 'cat', 1: 'dog'}}) or null.")
+        if self.id2label is not None:
+            for key in self.id2label:
+                if isinstance(key, bool) or not (isinstance(key, int) or (isinstance(key, str) and key.isdigit())):
+                    raise ValueError(f"id2label has the key {key!r}; its keys must be the class ids 0, 1, ...")
+        dtype = self.dtype
+        if dtype is not None and not isinstance(dtype, torch.dtype):
+            if not isinstance(dtype, str) or not isinstance(getattr(torch, dtype, None), torch.dtype):
+                raise ValueError(f"dtype={dtype!r} is not a torch dtype; use e.g. 'float32', 'bfloat16' or null.")
 
     def validate_types(self):
         """Integers as integers, numbers as numbers, flags as booleans: a quoted "32" or "false" names its field."""
@@ -198,6 +237,15 @@ class AFTConfig(PreTrainedConfig):
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"hidden_act={self.hidden_act!r} is not an activation transformers knows; use one of "
                              f"{', '.join(sorted(ACT2FN)[:12])}, ... (e.g. 'gelu').")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            for token in value if isinstance(value, list) and name == "eos_token_id" else [value]:
+                # transformers only warns here (some Hub configs hold -1), but an AFT pads its embedding at
+                # pad_token_id and generation feeds these ids to it: outside the vocabulary they cannot work.
+                if token is not None and (isinstance(token, bool) or not isinstance(token, int)
+                                          or not 0 <= token < self.vocab_size):
+                    raise ValueError(f"{name}={value!r} must be null or a token id in [0, vocab_size="
+                                     f"{self.vocab_size}); the byte tokenizer's special id is 0.")
         if self.layer_norm_eps <= 0:
             raise ValueError(f"layer_norm_eps={self.layer_norm_eps} must be > 0 (1e-5 is usual); 0 or less divides "
                              "by a non-positive variance.")
@@ -271,6 +319,18 @@ class AFTConfig(PreTrainedConfig):
     def has_absolute_positions(self) -> bool:
         """Whether the model learns something per absolute position, which bounds the sequence length."""
         return self.aft_variant in ("full", "local") or bool(self.use_position_embeddings)
+
+    def position_table_bytes(self, element_size: int = 4) -> int:
+        """Bytes (float32 by default) of the tables the model learns per position, which grow with
+        max_position_embeddings T: the position bias of every layer of full and local (T x T dense, or U and V of
+        T x d') and text position embeddings (T x hidden_size). A dense bias grows as T^2: T = 20,000 is 1.6 GB a
+        layer."""
+        length = self.max_position_embeddings
+        per_layer = 0
+        if self.aft_variant in ("full", "local"):
+            per_layer = length * length if self.position_bias_dim == 0 else 2 * length * self.position_bias_dim
+        embeddings = length * self.hidden_size if self.text_position_embeddings else 0
+        return (per_layer * self.num_hidden_layers + embeddings) * element_size
 
     @property
     def image_pooling(self) -> str:

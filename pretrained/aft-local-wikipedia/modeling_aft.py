@@ -7,7 +7,13 @@ with its initialisation, the text backbone and its LM head, the image backbone a
 
 from __future__ import annotations
 
+import contextvars
+import json
+import os
+import re
+
 import torch
+from safetensors import safe_open
 from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -21,18 +27,21 @@ from transformers.modeling_outputs import (
     ImageClassifierOutput,
 )
 from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import cached_file
 
 from .configuration_aft import AFTConfig
 from .ops import (
-    aft_step,
-    fold_running_sums,
-    running_sums,
+    AFTState,
     aft_conv1d,
+    aft_conv1d_recurrent,
     aft_conv2d,
     aft_full,
     aft_full_factorized,
+    aft_full_recurrent,
     aft_local_blocked,
+    aft_local_recurrent,
     aft_simple,
+    aft_simple_recurrent,
     factorized_bias,
     factorized_local_bias_blocks,
     local_bias_blocks,
@@ -71,9 +80,10 @@ class AFTMixer(nn.Module):
     Parameters that only the variant needs: w = U V^T (or a dense w) for full and local, the per-head kernel with its
     re-parameterisation (gamma, beta, zero at init so that AFT-conv starts as AFT-simple) for conv.
 
-    With a cache the causal mixer also decodes: a prompt runs through the parallel form and leaves a state behind,
-    later tokens run one at a time against it (ops.aft_step). The state of simple, local and conv is constant in
-    size (running sums, the last s - 1 keys and values, the count of tokens), full's holds every past key.
+    With a cache the causal mixer also decodes through the operators' recurrent form (ops.aft_*_recurrent): a prompt
+    runs through the parallel form and leaves a state behind, more tokens run in parallel from that state and a
+    single token as one step. The state of simple, local and conv is constant in size (running sums, the last
+    s - 1 keys and values, the count of tokens), full's holds every past key. The mixer only reads and writes it.
     """
 
     def __init__(self, config: AFTConfig, spatial: bool = False, layer_idx: int = 0):
@@ -158,7 +168,7 @@ class AFTMixer(nn.Module):
             y = aft_conv2d(q.view(heads), k, v.view(heads), self.conv_kernel(), grid)
         else:
             y = aft_conv1d(q.view(heads), k, v.view(heads), self.conv_kernel(), self.causal, attention_mask)
-        return y.reshape(batch, length, -1)
+        return y.flatten(2)  # (B, T, D)
 
     def forward(self, hidden_states, attention_mask=None, grid=None, cache=None, positions=None):
         """hidden_states (B, T, D); attention_mask (B, T) of the new tokens; positions (B, T) of each token among
@@ -166,21 +176,36 @@ class AFTMixer(nn.Module):
         q = self.q_proj(hidden_states)  # (B, T, D)
         k = self.k_proj(hidden_states)  # (B, T, D), or (B, T, H) for conv
         v = self.v_proj(hidden_states)  # (B, T, D)
-        if cache is None:
+        if cache is None or q.shape[0] * q.shape[1] == 0:  # no token at all: nothing to read, the state stays as is
             y = self._parallel(q, k, v, attention_mask, grid, positions)
         else:
-            state = self._read_state(cache)
-            if state is None:
-                y = self._parallel(q, k, v, attention_mask, grid, positions)
-                state = self._prefill_state(k, v, attention_mask)
-            else:
-                y, state = self._decode(q, k, v, attention_mask, state)
+            # The operator reads the new tokens on top of the state (a prompt, a chunk of one, one generated token)
+            # and returns the next state; positions follow from the state's count and the mask.
+            y, state = self._recurrent(q, k, v, attention_mask, self._read_state(cache))
             self._write_state(cache, state, new_tokens=q.shape[1])
         return self.out_proj(y)  # (B, T, D)
 
     # --------------------------------------------------------------------------------------------------------
-    # The recurrent form and its state
+    # The recurrent form: the operators own the maths (ops.aft_*_recurrent), the mixer its cache I/O
     # --------------------------------------------------------------------------------------------------------
+
+    def _position_table(self):
+        """The position biases as the recurrent operators read them: (U, V) of w = U V^T, or the dense w."""
+        if self.config.position_bias_dim > 0:
+            return self.position_bias_u, self.position_bias_v
+        return self.position_bias
+
+    def _recurrent(self, q, k, v, attention_mask, state):
+        kwargs = dict(key_padding_mask=attention_mask, initial_state=state, output_final_state=True)
+        if self.variant == "full":
+            return aft_full_recurrent(q, k, v, self._position_table(), **kwargs)
+        if self.variant == "local":
+            return aft_local_recurrent(q, k, v, self._position_table(), self.config.local_window, **kwargs)
+        if self.variant == "simple":
+            return aft_simple_recurrent(q, k, v, **kwargs)
+        heads = q.shape[:2] + (self.num_heads, self.head_dim)
+        y, state = aft_conv1d_recurrent(q.view(heads), k, v.view(heads), self.conv_kernel(), **kwargs)
+        return y.flatten(2), state  # (B, T, D)
 
     @property
     def state_window(self) -> int:
@@ -191,106 +216,11 @@ class AFTMixer(nn.Module):
             return self.config.conv_kernel_size - 1
         return 0
 
-    def _keys(self, k):
-        """(..., H) or (..., D) keys to the layout of ops.aft_step: (..., H, 1) per head for conv, else unchanged."""
-        return k.unsqueeze(-1) if self.variant == "conv" else k
-
-    def _values(self, x):
-        return x.unflatten(-1, (self.num_heads, self.head_dim)) if self.variant == "conv" else x
-
-    def _prefill_state(self, k, v, attention_mask):
-        """The state after a prompt read by the parallel form: its real tokens, newest `state_window` in the window
-        and all older ones in the running sums (full: all of them in the window)."""
-        batch, length = k.shape[:2]
-        k, v = k.float(), v.float()
-        valid = torch.ones(batch, length, dtype=torch.bool, device=k.device)
-        if attention_mask is not None:
-            valid = attention_mask.bool()
-        count = valid.sum(dim=1)  # (B,)
-        if self.variant == "full":
-            return dict(keys=k, values=v, valid=valid, count=count, steps=length)
-        rank = torch.cumsum(valid.long(), dim=1) - 1  # (B, T): position among the real tokens
-        window = self.state_window
-        slot = rank - (count.unsqueeze(1) - window)  # (B, T): the window slot of each real token, < 0: older
-        in_window = valid & (slot >= 0)
-        older = valid & (slot < 0)
-        kk = self._keys(k)  # (B, T, H, 1) or (B, T, D)
-        vv = self._values(v)
-        if self.variant == "conv":  # heads lead, time second to last
-            running = running_sums(kk.transpose(1, 2), vv.transpose(1, 2), older.unsqueeze(1))
-        else:
-            running = running_sums(kk, vv, older)
-        index = torch.where(in_window, slot, torch.full_like(slot, window))  # everything else to a spare slot
-        packed = torch.cat([k, v, torch.ones_like(k[..., :1])], dim=-1)  # (B, T, Dk + D + 1)
-        buffer = packed.new_zeros(batch, window + 1, packed.shape[-1])
-        buffer.scatter_(1, index.unsqueeze(-1).expand_as(packed), packed)
-        buffer = buffer[:, :window]  # (B, s - 1, Dk + D + 1); the last channel marks filled slots
-        return dict(running=running, buffer=buffer, count=count, steps=length)
-
-    def _decode(self, q, k, v, attention_mask, state):
-        """Tokens one at a time against the state (prompts fed in pieces, and every generated token)."""
-        outputs = []
-        for t in range(q.shape[1]):
-            valid_t = None if attention_mask is None else attention_mask[:, t].bool()
-            y_t, state = self._step(q[:, t], k[:, t], v[:, t], valid_t, state)
-            outputs.append(y_t)
-        return torch.stack(outputs, dim=1).to(q.dtype), state
-
-    def _step(self, q, k, v, valid, state):
-        batch = q.shape[0]
-        q, k, v = q.float(), k.float(), v.float()
-        if valid is None:
-            valid = torch.ones(batch, dtype=torch.bool, device=q.device)
-        count = state["count"]  # (B,): the position of this token among the real ones
-        if self.config.has_absolute_positions:
-            _check_length(self.config, int(count.max()) + 1, what="sequence (prompt and generated tokens)")
-        if self.variant == "full":
-            keys = torch.cat([state["keys"], k.unsqueeze(1)], dim=1)  # (B, t + 1, D)
-            values = torch.cat([state["values"], v.unsqueeze(1)], dim=1)
-            seen = torch.cat([state["valid"], valid.unsqueeze(1)], dim=1)  # (B, t + 1)
-            key_positions = (torch.cumsum(seen.long(), dim=1) - 1).clamp_min(0)
-            bias = self._bias(count.unsqueeze(1), key_positions).squeeze(1)  # (B, t + 1)
-            y = aft_step(q, keys, values, bias, seen)
-            new_state = dict(keys=keys, values=values, valid=seen, count=count + valid.long(), steps=state["steps"] + 1)
-            return y, new_state
-
-        window = self.state_window
-        buffer = state["buffer"]  # (B, s - 1, Dk + D + 1)
-        dk = k.shape[-1]
-        current = torch.cat([k, v, valid.float().unsqueeze(-1)], dim=-1).unsqueeze(1)  # (B, 1, Dk + D + 1)
-        win = torch.cat([buffer, current], dim=1)  # (B, s, Dk + D + 1): the window, oldest first
-        win_k, win_v, win_valid = win[..., :dk], win[..., dk:-1], win[..., -1] > 0
-        offsets = torch.arange(window, -1, -1, device=q.device)  # t - t' of each window slot: s-1, ..., 0
-        if self.variant == "local":
-            key_positions = (count.unsqueeze(1) - offsets).clamp_min(0)  # (B, s)
-            bias = self._bias(count.unsqueeze(1), key_positions).squeeze(1)  # (B, s)
-            y = aft_step(q, win_k, win_v, bias, win_valid, state["running"])
-        elif self.variant == "conv":
-            bias = self.conv_kernel().float()[:, offsets]  # (H, s): kernel[h, j] is the bias of t' = t - j
-            y = aft_step(
-                self._values(q),
-                win_k.unsqueeze(-1).transpose(1, 2),  # (B, H, s, 1)
-                self._values(win_v).transpose(1, 2),  # (B, H, s, Dh)
-                bias,
-                win_valid.unsqueeze(1),
-                state["running"],
-            ).flatten(-2)
-        else:
-            y = aft_step(q, win_k, win_v, torch.zeros_like(win_valid, dtype=q.dtype), win_valid, state["running"])
-
-        # A real token enters the window and pushes its oldest key into the running sums; padding changes nothing.
-        leaving = win[:, 0]  # (B, Dk + D + 1)
-        leave_valid = valid & (leaving[:, -1] > 0)
-        leave_k, leave_v = self._keys(leaving[:, :dk]), self._values(leaving[:, dk:-1])
-        running = fold_running_sums(
-            state["running"], leave_k, leave_v, leave_valid.view(batch, *[1] * (leave_k.dim() - 2))
-        )
-        new_buffer = torch.where(valid.view(batch, 1, 1), win[:, 1:], buffer)
-        return y, dict(running=running, buffer=new_buffer, count=count + valid.long(), steps=state["steps"] + 1)
-
     # Layout of the recurrent state in a transformers LinearAttentionLayer (config.number_of_conv_states slots):
     # recurrent_states[0..2] hold num, den and max, recurrent_states[3] the (count, steps) of each sequence, and
-    # conv_states[0] the window (B, s - 1, Dk + D + 1) of keys, values and a flag for filled slots.
+    # conv_states[0] the window (B, s - 1, Dk + D + 1) of keys, values and a flag for filled slots. Full keeps its
+    # keys (with a last channel marking real tokens, so positions survive beam reordering) and values with
+    # cache.update, as a key/value cache.
     _NUM, _DEN, _MAX, _META = range(4)
 
     def state_counts(self, cache):
@@ -306,7 +236,11 @@ class AFTMixer(nn.Module):
         meta = layer.recurrent_states[self._META]
         return meta[:, 0], int(meta[0, 1])
 
-    def _read_state(self, cache):
+    @property
+    def _keys_dim(self) -> int:
+        return self.num_heads if self.variant == "conv" else self.config.hidden_size
+
+    def _read_state(self, cache) -> AFTState | None:
         counts = self.state_counts(cache)
         if counts is None:
             return None
@@ -314,37 +248,38 @@ class AFTMixer(nn.Module):
         layer = cache.layers[self.layer_idx]
         if self.variant == "full":
             keys, values = layer.keys[:, 0], layer.values[:, 0]  # (B, t, D + 1), (B, t, D)
-            return dict(keys=keys[..., :-1], values=values, valid=keys[..., -1] > 0, count=count, steps=steps)
+            return AFTState(keys[..., :-1], values, keys[..., -1] > 0, count, steps)
         states = layer.recurrent_states
         running = (states[self._NUM], states[self._DEN], states[self._MAX])
         if self.state_window > 0:
-            buffer = layer.conv_states[0]
+            buffer = layer.conv_states[0]  # (B, s - 1, Dk + D + 1)
         else:
             buffer = running[0].new_zeros(len(count), 0, self._keys_dim + self.config.hidden_size + 1)
-        return dict(running=running, buffer=buffer, count=count, steps=steps)
+        dk = self._keys_dim
+        values = buffer[..., dk:-1]
+        if self.variant == "conv":
+            values = values.unflatten(-1, (self.num_heads, self.head_dim))  # (B, s - 1, H, Dh)
+        return AFTState(buffer[..., :dk], values, buffer[..., -1] > 0, count, steps, *running)
 
-    @property
-    def _keys_dim(self) -> int:
-        return self.num_heads if self.variant == "conv" else self.config.hidden_size
-
-    def _write_state(self, cache, state, new_tokens: int):
+    def _write_state(self, cache, state: AFTState, new_tokens: int):
         if self.variant == "full":
-            # The cache keeps keys with a last channel marking real tokens, so positions survive beam reordering.
             new = slice(-new_tokens, None)
-            keys = torch.cat([state["keys"], state["valid"].unsqueeze(-1).float()], dim=-1)[:, new]
-            cache.update(keys.unsqueeze(1), state["values"][:, new].unsqueeze(1), self.layer_idx)
+            keys = torch.cat([state.keys, state.valid.unsqueeze(-1).to(state.keys.dtype)], dim=-1)[:, new]
+            cache.update(keys.unsqueeze(1), state.values[:, new].unsqueeze(1), self.layer_idx)
             return
         layer = self._linear_layer(cache)
-        steps = torch.full_like(state["count"], state["steps"])
-        slots = (*state["running"], torch.stack([state["count"], steps], dim=1))
+        steps = torch.full_like(state.count, state.steps)
+        slots = (*state.running, torch.stack([state.count, steps], dim=1))
         for index, tensor in enumerate(slots):
             if not layer.is_recurrent_states_initialized[index]:
                 layer.lazy_initialization(recurrent_states=tensor, state_idx=index)
             layer.recurrent_states[index] = tensor
         if self.state_window > 0:
+            flag = state.valid.unsqueeze(-1).to(state.keys.dtype)
+            buffer = torch.cat([state.keys, state.values.flatten(2), flag], dim=-1)  # (B, s - 1, Dk + D + 1)
             if not layer.is_conv_states_initialized[0]:
-                layer.lazy_initialization(conv_states=state["buffer"])
-            layer.conv_states[0] = state["buffer"]
+                layer.lazy_initialization(conv_states=buffer)
+            layer.conv_states[0] = buffer
         layer.has_previous_state[0] = True
 
     def _linear_layer(self, cache):
@@ -386,6 +321,156 @@ class AFTBlock(GradientCheckpointingLayer):
         return hidden_states + self.dropout(self.mlp(self.ln_2(hidden_states)))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Loading: the config is checked against the checkpoint's tensor shapes before the model is built
+# ----------------------------------------------------------------------------------------------------------------
+
+# The checkpoint tensors whose size follows max_position_embeddings (whatever the class's key prefix).
+_POSITION_BIAS_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.mixer\.(position_bias_u|position_bias_v|position_bias)$")
+_POSITION_EMBEDDING_KEY = re.compile(r"(?:^|\.)embed_positions\.weight$")
+# What from_pretrained is loading, for the model's __init__: only there is the final config (config.json with the
+# caller's overrides) known, and only there can a wrong one be refused before any parameter exists.
+_LOADING: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aft_loading", default=None)
+
+
+def _with_variant(name: str, variant: str | None) -> str:
+    """model.safetensors -> model.{variant}.safetensors, as transformers names a weights variant."""
+    if not variant:
+        return name
+    parts = name.split(".")
+    return ".".join(parts[:-1] + [variant] + parts[-1:])
+
+
+def _locate(source: str, name: str, loading: dict) -> str | None:
+    """The local path of a checkpoint file, or None. Never downloads: from_pretrained has already fetched what it
+    loads into the cache, and a check that needed a download would cost more than the mistake it catches."""
+    subfolder = loading.get("subfolder") or ""
+    if os.path.isdir(source):
+        path = os.path.join(source, subfolder, name)
+        return path if os.path.isfile(path) else None
+    try:
+        return cached_file(
+            source, name, subfolder=subfolder, cache_dir=loading.get("cache_dir"),
+            revision=loading.get("revision"), local_files_only=True,
+            _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+        )
+    except Exception:  # not cached, gated, an odd repository id: leave every report to from_pretrained
+        return None
+
+
+def _checkpoint_shapes(loading: dict) -> dict[str, tuple[str, tuple[int, ...]]] | None:
+    """{key: (file name, shape)} of the checkpoint's position tensors, read from the safetensors headers alone (no
+    tensor data is read); None where there is nothing cheap to read (no safetensors file, a GGUF file), and
+    from_pretrained reports what it finds itself. A corrupt header is refused here, naming the file."""
+    state_dict = loading.get("state_dict")
+    if state_dict is not None:
+        return {k: ("state_dict", tuple(v.shape)) for k, v in state_dict.items() if _is_position_key(k)}
+    source = loading.get("source")
+    if source is None or loading.get("gguf_file") or loading.get("use_safetensors") is False:
+        return None
+    source, variant = str(source), loading.get("variant")
+    single = _locate(source, _with_variant("model.safetensors", variant), loading)
+    if single is not None:
+        files = {os.path.basename(single): single}
+    else:
+        index_name = _with_variant("model.safetensors.index.json", variant)
+        index = _locate(source, index_name, loading)
+        if index is None:
+            return None
+        try:
+            with open(index, encoding="utf-8") as handle:
+                weight_map = json.load(handle)["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        wanted = sorted({name for key, name in weight_map.items() if _is_position_key(key)})
+        files = {name: _locate(source, name, loading) for name in wanted}
+        if None in files.values():
+            return None
+    shapes = {}
+    for name, path in files.items():
+        try:
+            with safe_open(path, framework="pt") as handle:
+                for key in handle.keys():
+                    if _is_position_key(key):
+                        shapes[key] = (name, tuple(handle.get_slice(key).get_shape()))
+        except Exception as err:  # safetensors' own message ("header too small") names no file
+            raise ValueError(
+                f"{path} is not a readable safetensors file ({type(err).__name__}: {err}); save or download the "
+                "checkpoint again."
+            ) from None
+    return shapes
+
+
+def _is_position_key(key: str) -> bool:
+    return bool(_POSITION_BIAS_KEY.search(key) or _POSITION_EMBEDDING_KEY.search(key))
+
+
+def _check_checkpoint_positions(config: AFTConfig, shapes: dict, ignore_mismatched_sizes: bool = False) -> None:
+    """Refuse a config whose position tables do not fit the checkpoint's: a wrong max_position_embeddings would
+    allocate its tables (T^2 for a dense bias) before transformers' size check fails, and a dense bias against a
+    factorised one (or the reverse) would be re-initialised at random with only a warning. With
+    ignore_mismatched_sizes=True a different length is the caller's choice (those tables start afresh); a different
+    layout is refused all the same, since no size is involved."""
+    length, rank = config.max_position_embeddings, config.position_bias_dim
+    resize = "or resize the weights to the new length with python -m conversion.resize_positions"
+    for key, (file, shape) in sorted(shapes.items()):
+        bias = _POSITION_BIAS_KEY.search(key)
+        if bias and config.aft_variant in ("full", "local") and len(shape) == 2:
+            dense = bias.group(2) == "position_bias"
+            if dense and rank > 0:
+                raise ValueError(
+                    f"the config says position_bias_dim={rank} (a factorised bias w = U V^T) but {file} holds the "
+                    f"dense bias {key} of shape {shape} (position_bias_dim=0); set position_bias_dim to 0 in "
+                    "config.json."
+                )
+            if not dense and rank == 0:
+                raise ValueError(
+                    f"the config says position_bias_dim=0 (a dense T x T bias) but {file} holds the factorised {key} "
+                    f"of shape {shape} (position_bias_dim={shape[1]}); set position_bias_dim to {shape[1]} in "
+                    "config.json."
+                )
+            if ignore_mismatched_sizes:
+                continue
+            if shape[0] != length:
+                raise ValueError(
+                    f"the config says max_position_embeddings={length} but {file} holds the position bias {key} for "
+                    f"{shape[0]} positions (shape {shape}); set max_position_embeddings to {shape[0]} in config.json, "
+                    f"{resize}."
+                )
+            if not dense and shape[1] != rank:
+                raise ValueError(
+                    f"the config says position_bias_dim={rank} but {file} holds {key} of shape {shape} "
+                    f"(position_bias_dim={shape[1]}); set position_bias_dim to {shape[1]} in config.json."
+                )
+        elif (_POSITION_EMBEDDING_KEY.search(key) and config.text_position_embeddings and len(shape) == 2
+              and shape[0] != length and not ignore_mismatched_sizes):
+            raise ValueError(
+                f"the config says max_position_embeddings={length} but {file} holds the position embeddings {key} "
+                f"for {shape[0]} positions (shape {shape}); set max_position_embeddings to {shape[0]} in config.json, "
+                f"{resize}."
+            )
+
+
+def _check_position_table_size(config: AFTConfig, limit: int | None) -> None:
+    """Refuse, before allocating, position tables larger than `limit` bytes: at such sizes a typo in
+    max_position_embeddings (or a dense bias asked for by position_bias_dim=0) is likelier than intent."""
+    size = config.position_table_bytes()
+    if limit is None or size <= limit:
+        return
+    if config.aft_variant not in ("full", "local"):
+        kind = "position embeddings"
+    elif config.position_bias_dim == 0:
+        kind = f"a dense T x T position bias (position_bias_dim=0) in each of {config.num_hidden_layers} layers"
+    else:
+        kind = f"position biases U, V of T x {config.position_bias_dim} in each of {config.num_hidden_layers} layers"
+    raise ValueError(
+        f"max_position_embeddings={config.max_position_embeddings} with {kind} needs {size / 1e9:.1f} GB of "
+        f"position tables (float32), above the limit of {limit / 1e9:.1f} GB; use a "
+        "smaller max_position_embeddings or a factorised bias (position_bias_dim > 0), or to build it anyway set "
+        "AFTPreTrainedModel.max_position_table_bytes higher (None lifts the limit)."
+    )
+
+
 class AFTPreTrainedModel(PreTrainedModel):
     config_class = AFTConfig
     config: AFTConfig
@@ -394,6 +479,40 @@ class AFTPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["AFTBlock"]
     _supports_sdpa = False
+    # The most bytes (float32) of position tables a model is built with (see AFTConfig.position_table_bytes); None
+    # lifts the limit. 2 GB is 40 times the largest preset's (enwik8-local-32: 50 MB) and holds a dense bias up to
+    # T = 22,000 in one layer, yet refuses what a mistyped max_position_embeddings would allocate (100 million
+    # positions with d' = 4: 3.2 GB a layer).
+    max_position_table_bytes: int | None = 2_000_000_000
+    # With a cache, a causal text longer than this is read in pieces of this many tokens, each from the state the
+    # ones before left: prefill memory stays that of one piece however long the prompt (simple, local and conv; full
+    # keeps every key anyway). None reads any text in one pass.
+    prefill_chunk_size: int | None = 4096
+
+    def __init__(self, config: AFTConfig, *inputs, **kwargs):
+        # Runs before any parameter exists (every subclass calls it first), on the final config.
+        loading = _LOADING.get()
+        if loading is not None and not loading["checked"]:
+            loading["checked"] = True  # the outer model checks; the backbone it builds inside has nothing to add
+            shapes = _checkpoint_shapes(loading)
+            if shapes:
+                _check_checkpoint_positions(config, shapes, bool(loading.get("ignore_mismatched_sizes")))
+        _check_position_table_size(config, self.max_position_table_bytes)
+        super().__init__(config, *inputs, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """transformers' from_pretrained, with the config checked against the checkpoint's position tensors (their
+        shapes, read from the safetensors headers) before the model is built: a wrong max_position_embeddings or
+        position_bias_dim is refused with the fix instead of allocating its tables first."""
+        names = ("subfolder", "variant", "cache_dir", "revision", "state_dict", "gguf_file", "use_safetensors",
+                 "ignore_mismatched_sizes")
+        loading = {"source": pretrained_model_name_or_path, "checked": False, **{k: kwargs.get(k) for k in names}}
+        token = _LOADING.set(loading)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        finally:
+            _LOADING.reset(token)
 
     def _init_weights(self, module):
         super()._init_weights(module)  # Linear, Embedding, LayerNorm
@@ -462,13 +581,21 @@ class AFTModel(AFTPreTrainedModel):
                 raise ValueError(f"input_ids must have shape (batch, sequence); got {tuple(input_ids.shape)}.")
             if input_ids.is_floating_point():
                 raise TypeError(f"input_ids must hold integer token ids; got dtype {input_ids.dtype}.")
-            inputs_embeds = self.embed_tokens(input_ids)  # (B, T, D)
+            outside = (input_ids < 0) | (input_ids >= self.config.vocab_size)
+            if bool(outside.any()):  # nn.Embedding would say only "index out of range in self"
+                row, col = (int(i) for i in outside.nonzero()[0])
+                raise ValueError(
+                    f"input_ids[{row}, {col}] = {int(input_ids[row, col])} is not a token id of this model "
+                    f"(vocab_size={self.config.vocab_size}: ids 0..{self.config.vocab_size - 1}); encode the text "
+                    "with the model's own tokenizer."
+                )
         elif inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.hidden_size:
             raise ValueError(
                 f"inputs_embeds must have shape (batch, sequence, {self.config.hidden_size}); "
                 f"got {tuple(inputs_embeds.shape)}."
             )
-        batch, length = inputs_embeds.shape[:2]
+        given = input_ids if input_ids is not None else inputs_embeds
+        batch, length = given.shape[:2]
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         if not self.config.causal:
@@ -477,14 +604,22 @@ class AFTModel(AFTPreTrainedModel):
             cache = DynamicCache(config=self.config)
         past = self.past_state_count(cache)  # (B,) real tokens already in the state, or None
         attention_mask = _check_attention_mask(attention_mask, batch, length, past is not None)
-        positions = self._positions(attention_mask, past, position_ids, batch, length, inputs_embeds.device)
+        positions = self._positions(attention_mask, past, position_ids, batch, length, given.device)
         if positions is None:
             _check_length(self.config, length)
-        else:
+        elif positions.numel() > 0:  # (B, 0) or (0, T): no position read
             real = positions if attention_mask is None else positions.masked_fill(attention_mask == 0, 0)
             _check_length(self.config, int(real.max()) + 1)
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # nothing padded: the unmasked path is cheaper
+        chunk = self.prefill_chunk_size
+        if use_cache and chunk and length > chunk and self.config.aft_variant != "full":
+            return self._forward_in_chunks(
+                input_ids, inputs_embeds, attention_mask, position_ids, cache, output_hidden_states, return_dict,
+                keep_last=kwargs.get("_keep_last", 0),
+            )
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)  # (B, T, D)
 
         hidden_states = inputs_embeds
         if self.embed_positions is not None:
@@ -502,6 +637,38 @@ class AFTModel(AFTPreTrainedModel):
         output = BaseModelOutputWithPast(
             last_hidden_state=hidden_states, cache=cache if use_cache else None, hidden_states=all_hidden_states
         )
+        return output if return_dict else output.to_tuple()
+
+    def _forward_in_chunks(self, input_ids, inputs_embeds, attention_mask, position_ids, cache, output_hidden_states,
+                           return_dict, keep_last: int = 0):
+        """A long text read with a cache in pieces of prefill_chunk_size tokens, each from the state the ones before
+        left (the operators' parallel prefill from a state): the same outputs and state as one pass, with the
+        memory of one piece. keep_last > 0 keeps only the last keep_last positions of last_hidden_state (what an LM
+        head that keeps that many logits reads), so nothing of size T x D is held either."""
+        given = input_ids if input_ids is not None else inputs_embeds
+        chunk, length = self.prefill_chunk_size, given.shape[1]
+        last, layers = None, None
+        for start in range(0, length, chunk):
+            piece = slice(start, start + chunk)
+            out = self.forward(
+                input_ids=None if input_ids is None else input_ids[:, piece],
+                inputs_embeds=None if inputs_embeds is None else inputs_embeds[:, piece],
+                attention_mask=None if attention_mask is None else attention_mask[:, piece],
+                position_ids=None if position_ids is None else position_ids[..., piece],
+                cache=cache,
+                use_cache=True,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+            hidden = out.last_hidden_state  # (B, chunk, D)
+            last = hidden if last is None else torch.cat([last, hidden], dim=1)
+            if keep_last:
+                last = last[:, -keep_last:]
+            if output_hidden_states:
+                layers = out.hidden_states if layers is None else tuple(
+                    torch.cat([a, b], dim=1) for a, b in zip(layers, out.hidden_states)
+                )
+        output = BaseModelOutputWithPast(last_hidden_state=last, cache=cache, hidden_states=layers)
         return output if return_dict else output.to_tuple()
 
     def past_state_count(self, cache) -> torch.Tensor | None:
@@ -560,14 +727,25 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
     ):
         # generate() cuts the input down to the unread tokens itself for key/value caches, but not for recurrent
         # ones: when a generation continues from a returned state, hand the model only what the state has not read.
-        steps = self.model.past_state_steps(cache) if next_sequence_length is None and inputs_embeds is None else 0
-        if steps:
-            if input_ids.shape[1] <= steps:
-                raise ValueError(
-                    f"the cache has already read {steps} tokens but input_ids holds {input_ids.shape[1]}; pass the "
-                    "whole sequence (prompt and generated tokens) together with the cache returned for it."
-                )
-            next_sequence_length = input_ids.shape[1] - steps
+        # In its first iteration generate() feeds inputs_embeds (the whole text's, when continuing) instead of
+        # input_ids, so those are what must be cut then: re-reading them on top of the state would count the text
+        # twice.
+        from_embeds = inputs_embeds is not None and bool(kwargs.get("is_first_iteration"))
+        given, name = (inputs_embeds, "inputs_embeds") if from_embeds else (input_ids, "input_ids")
+        steps = self.model.past_state_steps(cache)
+        if given.shape[1] == 0 and not steps:
+            raise ValueError(
+                f"generate() needs at least one prompt token to predict from, but {name} has shape "
+                f"{tuple(given.shape)}; pass a non-empty prompt, or call generate() without input_ids and with "
+                "bos_token_id set (in the generation config or as an argument) so that it starts from that token."
+            )
+        if next_sequence_length is None and steps:
+            next_sequence_length = given.shape[1] - steps
+        if next_sequence_length is not None and next_sequence_length <= 0:  # `[:, -0:]` would re-read everything
+            raise ValueError(
+                f"the cache has already read {steps} tokens but {name} holds {given.shape[1]}; pass the whole sequence "
+                "(prompt and generated tokens) together with the cache returned for it."
+            )
         return super().prepare_inputs_for_generation(
             input_ids, next_sequence_length=next_sequence_length, cache=cache, inputs_embeds=inputs_embeds, **kwargs
         )
@@ -604,6 +782,8 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
             the positions to keep.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        # A long prompt read in pieces needs to keep only the hidden states the head reads.
+        keep_last = logits_to_keep if isinstance(logits_to_keep, int) and labels is None else 0
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -613,6 +793,7 @@ class AFTForCausalLM(AFTPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            _keep_last=keep_last,
         )
         hidden_states = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
