@@ -168,6 +168,18 @@ def test_an_image_checkpoint_becomes_a_classifier_with_the_trainers_image_proces
     assert list(AutoImageProcessor.from_pretrained(out).image_mean) == theirs["image_mean"]
 
 
+def test_temporaries_a_killed_writer_left_in_an_hf_folder_are_not_copied(text_run, tmp_path):
+    source = tmp_path / "model"
+    shutil.copytree(text_run / "model", source)
+    (source / ".tmp-README.md-0a1b2c3d").write_text("half a card")
+    (source / ".tmp-model.safetensors-0a1b2c3d").write_bytes(b"half")
+    (source / ".tmp-extra-0a1b2c3d").mkdir()
+    (source / ".tmp-extra-0a1b2c3d" / "notes.txt").write_text("half")
+    assert convert_cli(source, tmp_path / "out") == 0
+    names = {p.name for p in (text_run / "model").iterdir()}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == names | {"conversion.json"}
+
+
 def test_a_pixel_lm_checkpoint_is_a_causal_lm_whose_folder_says_it_has_no_tokenizer(text_run, tmp_path):
     source = copy_checkpoint(text_run, tmp_path)
     edit_state(source, lambda s: s["args"].update(task="pixels"))

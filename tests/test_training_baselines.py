@@ -3,6 +3,7 @@
 `training.ship`, which puts an AFT run and its baseline side by side in a shipped folder."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,16 @@ def test_ship_puts_the_run_and_its_baseline_side_by_side(two_runs, tmp_path):
     assert [(e.metric_type, e.metric_value) for e in card.data.eval_results] == [
         (e.metric_type, e.metric_value) for e in before]
     assert AFTConfig.from_pretrained(out).to_dict() == AFTConfig.from_pretrained(two_runs / "aft" / "model").to_dict()
+
+
+def test_ship_copies_no_temporary_a_killed_writer_left_in_the_run(two_runs, tmp_path):
+    run = tmp_path / "aft"
+    shutil.copytree(two_runs / "aft", run)
+    (run / "model" / ".tmp-README.md-0a1b2c3d").write_text("half a card")
+    (run / "model" / ".tmp-model.safetensors-0a1b2c3d").write_bytes(b"half")
+    out = ship.ship(run, two_runs / "gpt2", "aft-tiny", None, tmp_path / "pretrained")
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert (out / "model.safetensors").read_bytes() == (run / "model" / "model.safetensors").read_bytes()
 
 
 def test_ship_refuses_runs_of_other_batches_or_swapped_roles(two_runs, tmp_path, capsys):
