@@ -169,7 +169,7 @@ def test_generate_past_the_learned_positions_fails_in_one_line_without_a_traceba
         (["{d}/model", "--top-p", "2"], ["--top-p must lie in (0, 1]"]),
         (["{d}/model", "--top-k", "-1"], ["--top-k must be >= 0"]),
         (["{d}/model", "--prompt", ""], ["the prompt is empty"]),
-        (["{d}/corrupt"], ["corrupt holds a model that cannot be loaded"]),
+        (["{d}/corrupt"], ["corrupt/model.safetensors is not a readable safetensors file"]),
         (["{d}/too-long"], ["max_position_embeddings=50000000", "for 16 positions"]),
     ],
     ids=["missing-folder", "a-file", "prompt-too-long", "zero-tokens", "not-a-number", "top-p", "top-k", "empty",
