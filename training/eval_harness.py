@@ -30,6 +30,8 @@ import random
 import sys
 from pathlib import Path
 
+from training.atomic import atomic_file, atomic_write_text
+
 TASKS_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
 DATA_DIR = TASKS_DIR / "data"
 DEFAULT_TASKS = ("aft_wikipedia_bpb", "aft_wikipedia_continuation")
@@ -79,14 +81,9 @@ def continuation_items(articles: list[str], count: int = CONTINUATION_ITEMS, see
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Temporary name, then rename: a task never reads half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    try:
-        with staging.open("w", encoding="utf-8") as file:
-            for row in rows:
-                file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
+    with atomic_file(path, "w") as file:
+        for row in rows:
+            file.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def make_data(out: Path = DATA_DIR) -> dict[str, int]:
@@ -183,8 +180,6 @@ def write_card_results(folder: Path, results: dict) -> int:
     card's own entries (the trainer's bpc) are kept. Returns how many entries were written."""
     from huggingface_hub import ModelCard
 
-    from training.model_card import write_atomically
-
     path = folder / "README.md"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; write the card first (training.model_card / training.ship).")
@@ -197,7 +192,7 @@ def write_card_results(folder: Path, results: dict) -> int:
     card.data.eval_results = kept + new
     if not card.data.model_name:
         card.data.model_name = folder.resolve().name
-    write_atomically(path, str(card))
+    atomic_write_text(path, str(card))
     return len(new)
 
 

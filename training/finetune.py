@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -66,6 +64,7 @@ from transformers import (
 # Importing the package registers "aft" with the Auto classes before anything is loaded.
 from modeling_aft import AFTByteTokenizer
 from training.publish import PublishError
+from training.atomic import atomic_write_json
 from training.data_images import DECODE_ERRORS, UnreadableImageError, check_image_files, unreadable_image_message
 
 RESULTS_FILE = "finetune_results.json"
@@ -105,8 +104,7 @@ def check_model_folder(folder: Path) -> None:
 def position_limit(config) -> int | None:
     """The longest sequence the model can read: variants that learn something per absolute position (AFT-full and
     AFT-local's w, or position embeddings) stop at max_position_embeddings; simple and conv have no limit."""
-    learned = config.aft_variant in ("full", "local") or bool(getattr(config, "use_position_embeddings", False))
-    return config.max_position_embeddings if learned else None
+    return config.max_position_embeddings if config.has_absolute_positions else None
 
 
 def check_seq_len(config, seq_len: int) -> None:
@@ -528,11 +526,9 @@ def describe(label: str, summary: dict) -> str:
 
 
 def write_json_atomically(path: Path, payload: dict) -> None:
-    """Write beside the target, then rename: a crash never leaves half a results file."""
+    """The project's atomic write: a crash or a full disk never leaves half a results file, nor a temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(staging, path)
+    atomic_write_json(path, payload, indent=2)
 
 
 def prepare(args: argparse.Namespace) -> tuple[Trainer, dict]:

@@ -379,7 +379,7 @@ def card_data(
 
 def write_atomically(path: Path, text: str) -> None:
     """Write beside the target, then rename: a reader never sees half a card, a crash leaves no temporary file.
-    (Kept by this name for training.eval_harness.)"""
+    (The card writer of write_model_card.)"""
     atomic_write_text(path, text)
 
 
