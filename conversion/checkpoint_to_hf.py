@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 import modeling_aft  # noqa: F401  (registers "aft" with the Auto classes)
+from conversion import cli
 from conversion.staging import staged_folder
 from modeling_aft import AFTByteTokenizer, AFTConfig, AFTForCausalLM, AFTForImageClassification, AFTModel
 
@@ -518,7 +519,7 @@ def _write_folder(output: Path, model, shard_bytes: int, preprocessor, extras: l
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.Parser(
         prog="python -m conversion.checkpoint_to_hf",
         description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[2].replace("\n", " "),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -534,11 +535,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        report = convert(args.checkpoint, args.output, args.dtype, args.max_shard_size, args.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return cli.run(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    report = convert(args.checkpoint, args.output, args.dtype, args.max_shard_size, args.overwrite)
     step = "" if report.step is None else f" (step {report.step})"
     print(f"converted {report.source}{step} -> {report.output}")
     print(f"  read      {report.tensors} tensors from {report.source_format}; all used")

@@ -54,6 +54,7 @@ from transformers import (
 )
 from transformers.activations import ACT2FN
 
+from conversion import cli
 from conversion.staging import write_atomically
 from modeling_aft import AFT_VARIANTS, AFTConfig, AFTForImageClassification, AFTImageProcessorPil
 from training.data_images import imagenet_mean_std
@@ -623,7 +624,7 @@ def convert_folder(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m conversion.deit_to_aft",
         description=(
             "Convert a saved transformers DeiT/ViT image classifier (DeiTForImageClassification, "
@@ -666,15 +667,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        report = convert_folder(
-            args.source, args.output, variant=args.variant, heads=args.heads, kernel_size=args.kernel_size,
-            position_bias_dim=args.position_bias_dim, local_window=args.local_window, pooling=args.pooling,
-            teacher_head=args.teacher_head, dtype=args.dtype, seed=args.seed, overwrite=args.overwrite,
-        )
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return cli.run(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    report = convert_folder(
+        args.source, args.output, variant=args.variant, heads=args.heads, kernel_size=args.kernel_size,
+        position_bias_dim=args.position_bias_dim, local_window=args.local_window, pooling=args.pooling,
+        teacher_head=args.teacher_head, dtype=args.dtype, seed=args.seed, overwrite=args.overwrite,
+    )
     print(report.format())
     return 0
 

@@ -105,3 +105,17 @@ def test_the_commands_print_no_traceback(files, command):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and result.stderr.rstrip("\n").splitlines()[-1] == errors[0], result.stderr
     assert not (files / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["conversion.checkpoint_to_hf", "conversion.deit_to_aft"])
+@pytest.mark.parametrize("case", ["usage", "missing-source", "source-is-a-file"])
+def test_every_converter_fails_in_one_line(files, tmp_path, command, case):
+    """Usage errors (argparse prints two lines by default) and unreadable sources alike: one `error:` line, exit 2."""
+    (tmp_path / "a-file").write_text("not a folder")
+    argv = {"usage": ["--no-such-option"], "missing-source": [str(tmp_path / "nowhere"), str(tmp_path / "out")],
+            "source-is-a-file": [str(tmp_path / "a-file"), str(tmp_path / "out")]}[case]
+    result = run_module(command, *argv, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error:") and sum(line.startswith("error:") for line in lines) == 1, lines
+    assert not (tmp_path / "out").exists()
