@@ -45,8 +45,10 @@ PROBE = textwrap.dedent(
 
     accelerator = Accelerator()
     model = accelerator.prepare(torch.nn.Linear(4, 4))
-    print(accelerator.process_index, accelerator.num_processes, accelerator.distributed_type.value,
-          type(model).__name__, flush=True)
+    # One file per process: two processes printing to one pipe can interleave their lines.
+    with open(f"{__file__}.{accelerator.process_index}", "w") as out:
+        print(accelerator.process_index, accelerator.num_processes, accelerator.distributed_type.value,
+              type(model).__name__, file=out)
     """
 )
 
@@ -69,6 +71,23 @@ def test_without_its_device_only_options_the_fsdp_config_runs_two_cpu_processes_
               "--fsdp_cpu_ram_efficient_loading", "false", str(probe)]
     run = subprocess.run(launch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    ranks = sorted(line.split() for line in run.stdout.splitlines() if line[:1].isdigit())
+    ranks = sorted(Path(f"{probe}.{rank}").read_text().split() for rank in range(2))
     assert ranks == [["0", "2", "MULTI_CPU", "DistributedDataParallel"],
                      ["1", "2", "MULTI_CPU", "DistributedDataParallel"]], run.stdout
+
+
+def test_a_trainer_launched_with_fsdp_on_cpu_stops_in_one_line(monkeypatch, capsys):
+    """Instead of Accelerate's traceback (or plain DDP under the FSDP name), the trainers say what to launch."""
+    import argparse
+
+    from training import engine
+
+    _, env = _launch_env("fsdp")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    args = argparse.Namespace(output_dir="unused", no_tensorboard=True, mixed_precision="no", grad_accum=1)
+    with pytest.raises(SystemExit) as stopped:
+        engine.main_guard(lambda: engine.make_accelerator(args))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: FSDP") and "--multi_gpu" in err and err.count("\n") == 1

@@ -990,6 +990,13 @@ def make_accelerator(args: argparse.Namespace):
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true") and not torch.accelerator.is_available():
+        # Accelerate 1.15 raises "There are currently no available devices found" on CPU processes, or, with the
+        # config's device-only options turned off, trains plain DDP under the FSDP name: neither is what was asked.
+        raise TrainingError(
+            "FSDP (training/accelerate_configs/fsdp.yaml) needs GPUs: Accelerate refuses it on CPU processes. On CPU "
+            "launch DDP over gloo instead: ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N "
+            "-m training.train_...")
     project = ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(Path(args.output_dir) / "logs"))
     log_with = None if args.no_tensorboard else "tensorboard"
     return Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.grad_accum,
