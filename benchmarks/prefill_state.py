@@ -11,11 +11,11 @@
     --rounds rounds (the held state is copied before each run, outside the timing); medians and their ratio (goal
     <= 1.3). For scale, the per-token cost of one-token steps on the held state (how such a prompt ran before) is
     measured too, over --stepwise tokens.
-(b) Memory: peak RSS (ru_maxrss) of `generate(context, max_new_tokens=1)` after a --long-token context against a
-    --prompt-token one, each in a fresh subprocess (goal <= 1.2; the long prompt is read in pieces of
-    AFTPreTrainedModel.prefill_chunk_size). The long context is also read unchunked (prefill_chunk_size=None), in its
-    own subprocess for its peak RSS, and side by side with the chunked reading in one process for the time per
-    prompt token (goal: chunked no slower).
+(b) Memory: peak RSS (VmHWM) of `generate(context, max_new_tokens=1)` after a --long-token context against a
+    --prompt-token one, each in a fresh subprocess with the same model, built for --long positions (goal <= 1.2;
+    the long prompt is read in pieces of AFTPreTrainedModel.prefill_chunk_size). The long context is also read
+    unchunked (prefill_chunk_size=None), in its own subprocess for its peak RSS, and side by side with the chunked
+    reading in one process for the time per prompt token (goal: chunked no slower).
 
 The model is benchmarks.generation's (the cpu-text-<variant> preset at width 128, 4 layers, MLP 512, random weights,
 seed 0). The machine may be shared: the load average is stored with every measurement. Writes <out>.json.
@@ -84,24 +84,36 @@ def measure_speed(variant: str, prompt_len: int, held_len: int, long_len: int, r
     )
 
 
+def peak_rss_kib() -> int:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: a child started by fork + exec reports at least the RSS its
+    parent had when it forked, which would floor every measurement at the parent's size."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux
+
+
 @torch.no_grad()
-def measure_memory(variant: str, context: int, chunked: bool) -> dict:
-    """(b), in a fresh process: peak RSS of generate() after `context` tokens."""
-    model = build_model(variant, context + 16)
+def measure_memory(variant: str, context: int, chunked: bool, positions: int) -> dict:
+    """(b), in a fresh process: peak RSS of generate() after `context` tokens, the model built for `positions`
+    positions whatever the context (full and local's position tables grow with them: the same model on both sides)."""
+    model = build_model(variant, positions)
     if not chunked:
         model.model.prefill_chunk_size = None
     model.generate(tokens(32, 4), max_new_tokens=1, do_sample=False, pad_token_id=0)  # warm-up
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_kib()
     text = tokens(context, 5)
     wall = timed(lambda: model.generate(text, max_new_tokens=1, do_sample=False, pad_token_id=0))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kib()
     return dict(variant=variant, context=context, chunked=chunked, model_rss_kib=before, peak_rss_kib=peak,
                 wall_s=wall, load=os.getloadavg()[0])
 
 
-def in_subprocess(variant: str, context: int, chunked: bool, threads: int, chunk: int | None) -> dict:
+def in_subprocess(variant: str, context: int, chunked: bool, args) -> dict:
     command = [sys.executable, "-m", "benchmarks.prefill_state", "--one", variant, str(context), str(int(chunked)),
-               "--threads", str(threads)] + ([] if chunk is None else ["--chunk", str(chunk)])
+               "--threads", str(args.threads), "--long", str(args.long)]
+    command += [] if args.chunk is None else ["--chunk", str(args.chunk)]
     result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -125,7 +137,7 @@ def main(argv=None) -> int:
 
         AFTPreTrainedModel.prefill_chunk_size = args.chunk
     if args.one:
-        print(json.dumps(measure_memory(args.one[0], int(args.one[1]), bool(int(args.one[2])))))
+        print(json.dumps(measure_memory(args.one[0], int(args.one[1]), bool(int(args.one[2])), args.long + 16)))
         return 0
     speed, memory = [], []
     header = (f"{'model':10} {'on state s':>10} {'empty s':>8} {'ratio':>6} {'step ms/tok':>11} {'par ms/tok':>10} "
@@ -134,7 +146,7 @@ def main(argv=None) -> int:
     rows = []
     for variant in args.variants:
         s = measure_speed(variant, args.prompt, args.held, args.long, args.rounds, args.stepwise)
-        short, long_, whole = (in_subprocess(variant, context, chunked, args.threads, args.chunk)
+        short, long_, whole = (in_subprocess(variant, context, chunked, args)
                                for context, chunked in ((args.prompt, True), (args.long, True), (args.long, False)))
         speed.append(s)
         memory.extend([short, long_, whole])

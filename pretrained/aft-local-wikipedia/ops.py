@@ -364,7 +364,7 @@ def _recurrent(parallel, step_bias, q, k, v, key_padding_mask, initial_state, ou
     if initial_state is None and not output_final_state:
         return parallel(q, k, v, valid, None), None
     if initial_state is not None and length == 1:
-        y, state = recurrent_step(step_bias, q, k, v, None if valid is None else valid, initial_state)
+        y, state = recurrent_step(step_bias, q, k, v, valid, initial_state)
     else:
         y, state = recurrent_prefill(parallel, q, k, v, valid, initial_state, window)
     return y, (state if output_final_state else None)
@@ -420,7 +420,7 @@ def aft_simple_recurrent(q, k, v, key_padding_mask=None, initial_state=None, out
         return aft_simple(q, k, v, True, valid, algorithm=algorithm)
 
     def step_bias(rows, keys):
-        return torch.zeros(keys.shape, dtype=q.dtype if q.is_floating_point() else torch.float32, device=q.device)
+        return torch.zeros(keys.shape, dtype=q.dtype, device=q.device)  # (B, n): no position bias
 
     return _recurrent(parallel, step_bias, q, k, v, key_padding_mask, initial_state, output_final_state, 0)
 

@@ -217,7 +217,7 @@ def recurrent_prefill(parallel, q, k, v, valid, state: AFTState | None, window: 
     if not bool(seen[:, extra - state.keys.shape[1]:].all()):
         order = torch.argsort(rank, dim=1, stable=True)
         queries, keys, values, seen, positions = (_take(x, order) for x in (queries, keys, values, seen, positions))
-    y = parallel(queries, keys, values, seen, positions)  # (B, L, ...)
+    y = parallel(queries, keys, values, None if bool(seen.all()) else seen, positions)  # (B, L, ...); no mask: cheaper
     if order is not None:
         y = _take(y, torch.argsort(order, dim=1))
     return y[:, extra:].to(q.dtype), _final_state(state, k, v, valid, heads)
