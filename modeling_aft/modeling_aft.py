@@ -675,15 +675,21 @@ class AFTModel(AFTPreTrainedModel):
         """How many real tokens of each sequence the cache's state has read (None: no state yet)."""
         if cache is None or not self.layers:
             return None
-        counts = self.layers[0].mixer.state_counts(cache)
+        counts = self._first_mixer().state_counts(cache)
         return None if counts is None else counts[0]
 
     def past_state_steps(self, cache) -> int:
         """How many time steps (padding included) the cache's state has read."""
         if cache is None or not self.layers:
             return 0
-        counts = self.layers[0].mixer.state_counts(cache)
+        counts = self._first_mixer().state_counts(cache)
         return 0 if counts is None else counts[1]
+
+    def _first_mixer(self) -> "AFTMixer":
+        """The first layer's mixer, unwrapped: peft's LoRA on the mixer's own parameters (target_parameters, e.g.
+        the position-bias factors U, V) replaces it by a wrapper that does not forward state_counts."""
+        mixer = self.layers[0].mixer
+        return mixer.get_base_layer() if hasattr(mixer, "get_base_layer") else mixer
 
     @staticmethod
     def _positions(attention_mask, past, position_ids, batch, length, device):

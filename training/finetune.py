@@ -73,18 +73,11 @@ MERGED_FOLDER = "merged"
 # matrices, and LoRA on all of them is what "all-linear" means in peft minus the LM head, which is tied to the
 # byte embeddings here (adapting it would adapt the input side too).
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-# Parameters the mixer owns directly (not inside an nn.Linear). peft adapts such a parameter with
-# `target_parameters`, which replaces the whole AFTMixer by a peft ParamWrapper; AFTModel then calls
-# `self.layers[0].mixer.state_counts(cache)` on the wrapper, which does not forward it ("'ParamWrapper' object has no
-# attribute 'state_counts'"), so evaluation and generate() fail. Refused until the model reads the state through the
-# wrapped mixer (see MIXER_PARAMETER_FIX).
-MIXER_PARAMETERS = ("position_bias_u", "position_bias_v", "position_bias", "conv_weight", "conv_gamma", "conv_beta")
-MIXER_PARAMETER_FIX = (
-    "LoRA on the mixer's own parameters (peft target_parameters) wraps each AFTMixer in a peft ParamWrapper, which "
-    "hides AFTMixer.state_counts that AFTModel.past_state_count/past_state_steps call (evaluation and generate() "
-    "then fail with \"'ParamWrapper' object has no attribute 'state_counts'\"); adapt the linear layers instead "
-    f"(--lora-targets {','.join(DEFAULT_LORA_TARGETS)}), or fine-tune without --lora to train the position biases"
-)
+# Matrices the mixer owns directly (not inside an nn.Linear): the position-bias factors U, V of full and local, a
+# dense bias, AFT-conv's kernel. peft adapts them with `target_parameters` (a ParamWrapper around the mixer, which
+# AFTModel unwraps to read the decoding state). conv_gamma and conv_beta are vectors: no low-rank update exists.
+MIXER_PARAMETERS = ("position_bias_u", "position_bias_v", "position_bias", "conv_weight")
+MIXER_LINEAR = ("q_proj", "k_proj", "v_proj", "out_proj")
 IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
 
 
@@ -389,31 +382,48 @@ def parse_lora_targets(text: str | None) -> list[str]:
     return targets
 
 
-def check_lora_targets(model, targets: list[str]) -> None:
-    """Each target is the last name of at least one nn.Linear of the model, and none is a mixer parameter."""
-    own = sorted(set(targets) & set(MIXER_PARAMETERS))
-    if own:
-        raise ValueError(f"--lora-targets {','.join(own)}: {MIXER_PARAMETER_FIX}.")
+def check_lora_targets(model, targets: list[str]) -> tuple[list[str], list[str]]:
+    """Split the targets into linear layers (by their last name; peft's target_modules) and the mixer's own matrices
+    (peft's target_parameters); a name that is neither is refused with the model's own names."""
+    own = [name for name in targets if name in MIXER_PARAMETERS or name in ("conv_gamma", "conv_beta")]
+    shapes = {name.rsplit(".", 1)[-1]: tuple(p.shape) for name, p in model.named_parameters()}
+    for name in own:
+        if name not in shapes:
+            present = sorted(set(MIXER_PARAMETERS) & set(shapes))
+            raise ValueError(f"--lora-targets {name}: this model's mixers have no {name} (theirs: {present or 'none'}).")
+        if len(shapes[name]) != 2:
+            raise ValueError(f"--lora-targets {name}: a parameter of shape {shapes[name]} has no low-rank update; LoRA "
+                             f"adapts matrices ({', '.join(MIXER_PARAMETERS)} or linear layers).")
+    inside = sorted(set(targets) & set(MIXER_LINEAR)) if own else []
+    if inside:
+        # peft 0.21 nests the linear layers' LoRA inside the ParamWrapper of the mixer; after training, its merge
+        # and its saved adapter then disagree (measured: 0.06 in the logits), so the pair is refused.
+        raise ValueError(f"--lora-targets {','.join(own + inside)}: LoRA on a mixer's own matrices cannot be combined "
+                         f"with its linear layers {inside} (peft's nested wrappers save and merge them inconsistently); "
+                         f"adapt {','.join(own)} alone or with the MLP (fc1,fc2), or the linear layers without them.")
     linear = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
-    unknown = [name for name in targets if name not in linear]
+    unknown = [name for name in targets if name not in linear and name not in own]
     if unknown:
         raise ValueError(
             f"--lora-targets names {unknown}, which are no linear layer of this model; its linear layers are "
-            f"{sorted(linear)} (default: {','.join(DEFAULT_LORA_TARGETS)})."
+            f"{sorted(linear)} (default: {','.join(DEFAULT_LORA_TARGETS)}), its mixers' matrices "
+            f"{sorted(set(MIXER_PARAMETERS) & set(shapes))}."
         )
+    return [name for name in targets if name not in own], own
 
 
 def wrap_lora(model, args: argparse.Namespace):
     """The model with LoRA adapters on the chosen linear layers; only those (and a classifier head) train."""
     peft = import_peft()
     targets = parse_lora_targets(args.lora_targets)
-    check_lora_targets(model, targets)
+    modules, parameters = check_lora_targets(model, targets)
     classifier = args.task == "image-classification"
     config = peft.LoraConfig(
         r=args.lora_rank,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
-        target_modules=targets,
+        target_modules=modules,
+        target_parameters=parameters or None,
         # The head is new whenever the classes change: a low-rank update of a random matrix would not do.
         modules_to_save=["classifier"] if classifier else None,
         task_type=None if classifier else peft.TaskType.CAUSAL_LM,
