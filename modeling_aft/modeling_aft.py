@@ -540,7 +540,9 @@ class AFTModel(AFTPreTrainedModel):
 
     def __init__(self, config: AFTConfig):
         super().__init__(config)
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        # No padding_idx: the attention mask keeps padding out of the state, and the byte tokenizer's one special id
+        # (0) is pad, bos and eos at once; a padding row would freeze the start token's embedding at zero.
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.embed_positions = (
             nn.Embedding(config.max_position_embeddings, config.hidden_size)
             if config.text_position_embeddings

@@ -43,9 +43,9 @@ def test_the_shipped_folders_special_ids_are_the_tokenizers_and_change_no_logit(
         assert {name: saved[name] for name in names} == {name: getattr(tokenizer, name) for name in names} == {
             name: 0 for name in names}, file
     model = AutoModelForCausalLM.from_pretrained(SHIPPED)
-    # pad_token_id is the embedding's padding_idx, which only stops its gradient: the trained row is still loaded.
+    # pad_token_id is no padding_idx of the embedding (id 0 is also the start token, whose row must train).
     without = AutoModelForCausalLM.from_pretrained(SHIPPED, bos_token_id=None, eos_token_id=None, pad_token_id=None)
-    assert model.model.embed_tokens.padding_idx == 0 and without.model.embed_tokens.padding_idx is None
+    assert model.model.embed_tokens.padding_idx is None and without.model.embed_tokens.padding_idx is None
     torch.testing.assert_close(_logits(model), _logits(without), atol=0, rtol=0)
 
 

@@ -58,6 +58,12 @@ def test_the_text_trainer_learns_the_embedded_wikipedia_text(tmp_path):
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-20", "checkpoint-40"] or \
         sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-20", "checkpoint-40"]
     assert list((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard event file"
+    # The byte tokenizer's special id is in the config (Trainer and TRL align nothing), and the start byte's
+    # embedding trained like any other (no padding row frozen at zero).
+    saved = json.loads((out / "model" / "config.json").read_text())
+    assert {saved[key] for key in ("bos_token_id", "eos_token_id", "pad_token_id")} == {0}
+    embedding = load_file(out / "model" / "model.safetensors")["model.embed_tokens.weight"]
+    assert embedding[0].abs().sum() > 0
 
 
 def test_an_enwik8_file_trains_and_its_card_holds_the_measured_bpc(tmp_path):

@@ -82,7 +82,9 @@ def load_splits(args):
 
 
 def build_config(args) -> AFTConfig:
-    config = engine.model_config(args)
+    # The byte tokenizer's one special id (0: bos, eos and pad) goes into the config, as Trainer and TRL expect.
+    special = {name: 0 for name in ("bos_token_id", "eos_token_id", "pad_token_id")}
+    config = engine.model_config(args, fixed=special)
     if config.vocab_size < 256:
         raise engine.TrainingError(f"vocab_size {config.vocab_size} cannot hold 256 byte values; remove that override.")
     if args.seq_len is None or args.seq_len < 1:
