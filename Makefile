@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo train demo-models train-pixels train-image pretrained pretrained-text pretrained-image \
+.PHONY: lint setup demo train demo-models train-pixels train-image pretrained pretrained-text pretrained-image \
 	pretrained-pixels publish test bench-generation bench-operators bench-train-step clean
 
 setup: $(STAMP)
@@ -23,7 +23,7 @@ $(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
 	command -v chromium >/dev/null || $(SUDO) apt-get install -y --no-install-recommends chromium \
 		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,train,tools,app]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[dev,train,tools,app,export]'
 	touch $(STAMP)
 
 # The main job, first contact with AFT: load the shipped checkpoints (pretrained/) through the Auto classes and
@@ -82,8 +82,12 @@ train-pixels: $(STAMP)
 train-image: $(STAMP)
 	$(PY) -m training.train_image --output-dir runs/fashion-mnist-conv --overwrite-output-dir
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff (configured in pyproject.toml): pyflakes' checks, pycodestyle's errors and warnings, import order.
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 # Generation speed and memory against GPT-2 (about 8 minutes on 2 cores); writes benchmarks/results/generation.*
 bench-generation: $(STAMP)

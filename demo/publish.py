@@ -31,8 +31,8 @@ from training.publish import (
     UploadFile,
     check_folder,
     collect_files,
-    human_size,
     hub_step,
+    human_size,
     redact,
     refuse_token_in_files,
     resolve_endpoint,
@@ -58,7 +58,8 @@ def training_modules(entry: str = ENTRY_MODULE) -> list[Path]:
         name = todo.pop()
         if name in seen or name.split(".")[0] != "training":
             continue
-        path = REPO_ROOT / "training" / "__init__.py" if name == "training" else REPO_ROOT / f"{name.replace('.', '/')}.py"
+        module_file = f"{name.replace('.', '/')}.py"
+        path = REPO_ROOT / "training" / "__init__.py" if name == "training" else REPO_ROOT / module_file
         if not path.is_file():
             continue  # a name imported from a module (`from training.x import y`), not a module itself
         seen[name] = path

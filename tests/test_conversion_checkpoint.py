@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 
 import modeling_aft  # noqa: F401
 from conversion import checkpoint_to_hf as c2h
-from training import train_image, train_text
 from tests.helpers import TINY_TEXT_OVERRIDES, no_output_left, reset_accelerate_state
+from training import train_image, train_text
 
 TINY = TINY_TEXT_OVERRIDES
 TINY_IMAGE = "num_hidden_layers=1,hidden_size=16,intermediate_size=32,num_heads=4"

@@ -23,7 +23,6 @@ from transformers.modeling_outputs import (
     ImageClassifierOutput,
 )
 
-from tests.helpers import randomize
 import modeling_aft  # noqa: F401  (registers "aft" with the Auto classes)
 from modeling_aft import (
     AFT_VARIANTS,
@@ -33,6 +32,7 @@ from modeling_aft import (
     AFTModel,
     AFTVisionModel,
 )
+from tests.helpers import randomize
 
 VARIANTS = ("full", "local", "simple", "conv")
 # Variants whose text model has no absolute position (no position bias, no position embedding).

@@ -20,8 +20,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import (AutoImageProcessor, AutoModelForCausalLM, AutoModelForImageClassification, AutoTokenizer,
-                          pipeline)
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForCausalLM,
+    AutoModelForImageClassification,
+    AutoTokenizer,
+    pipeline,
+)
 
 import modeling_aft  # noqa: F401
 from tests.helpers import BLOCK_PACKAGE, hub_env
@@ -31,8 +36,10 @@ from training.data_text import load_text
 from training.evaluate_text import evaluate_bits_per_byte
 from training.model_card import read_model_card_metrics
 from training.showcase import IMAGE, PIXELS, PRETRAINED, TEXT
-from training.train_image import TEST_PART_IMAGES as CLASSIFIER_PART, evaluate_classifier
-from training.train_pixels import START, TEST_PART_IMAGES as PIXEL_PART, evaluate_bits_per_dim
+from training.train_image import TEST_PART_IMAGES as CLASSIFIER_PART
+from training.train_image import evaluate_classifier
+from training.train_pixels import START, evaluate_bits_per_dim
+from training.train_pixels import TEST_PART_IMAGES as PIXEL_PART
 from training.train_text import TEST_PART_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -108,7 +108,8 @@ def test_ship_puts_the_run_and_its_baseline_side_by_side(two_runs, tmp_path):
     assert shipped["comparison"]["difference"] == pytest.approx(shipped["metrics"]["bpc"] - gpt2["metrics"]["bpc"])
     card = ModelCard.load(out / "README.md")
     assert card.data.model_name == "aft-tiny"
-    assert f"{gpt2['metrics']['bpc']:.4f}" in card.text and "1.50x" in card.text and "AFT-simple (speed only)" in card.text
+    assert f"{gpt2['metrics']['bpc']:.4f}" in card.text and "1.50x" in card.text
+    assert "AFT-simple (speed only)" in card.text
     assert (out / "comparison.png").stat().st_size > 1000
     assert [p.name for p in out.parent.iterdir()] == ["aft-tiny"], "a temporary folder was left behind"
     # The card's model-index is the AFT run's own.

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 import modeling_aft  # noqa: F401
-from training import train_image, train_pixels
 from tests.helpers import error_of, train_losses
+from training import train_image, train_pixels
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 TINY_PIXELS = "num_hidden_layers=1,hidden_size=32,intermediate_size=64,position_bias_dim=8,local_window=28"

@@ -18,10 +18,17 @@ import torch
 from safetensors.torch import load_file
 
 import modeling_aft  # noqa: F401
-from training import atomic, engine, train_text
-from tests.helpers import (REPO, TINY_TEXT_OVERRIDES, metrics_records, offline_env, reset_accelerate_state, run_command,
-                           train_losses)
+from tests.helpers import (
+    REPO,
+    TINY_TEXT_OVERRIDES,
+    metrics_records,
+    offline_env,
+    reset_accelerate_state,
+    run_command,
+    train_losses,
+)
 from tests.helpers import error_of as command_error
+from training import atomic, engine, train_text
 
 TINY = TINY_TEXT_OVERRIDES
 FAST = ["--seq-len", "64", "--batch-size", "8", "--log-every", "5", "--no-progress", "--config-overrides", TINY]
@@ -116,7 +123,8 @@ def test_two_processes_under_accelerate_launch_match_one(tmp_path):
                       env_extra={"ACCELERATE_USE_CPU": "true"})
     assert two.returncode == 0, two.stderr[-3000:]
     for run, processes in (("one", 1), ("two", 2)):
-        assert json.loads((tmp_path / run / "model" / "results.json").read_text())["training"]["num_processes"] == processes
+        results = json.loads((tmp_path / run / "model" / "results.json").read_text())
+        assert results["training"]["num_processes"] == processes
     r1, r2 = metrics_records(tmp_path / "one"), metrics_records(tmp_path / "two")
     l1, l2 = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
     assert len(l1) == len(l2) == 3

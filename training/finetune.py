@@ -63,9 +63,9 @@ from transformers import (
 
 # Importing the package registers "aft" with the Auto classes before anything is loaded.
 from modeling_aft import AFTByteTokenizer
-from training.publish import PublishError
 from training.atomic import atomic_write_json
 from training.data_images import DECODE_ERRORS, UnreadableImageError, check_image_files, unreadable_image_message
+from training.publish import PublishError
 
 RESULTS_FILE = "finetune_results.json"
 MERGED_FOLDER = "merged"
@@ -390,7 +390,8 @@ def check_lora_targets(model, targets: list[str]) -> tuple[list[str], list[str]]
     for name in own:
         if name not in shapes:
             present = sorted(set(MIXER_PARAMETERS) & set(shapes))
-            raise ValueError(f"--lora-targets {name}: this model's mixers have no {name} (theirs: {present or 'none'}).")
+            raise ValueError(f"--lora-targets {name}: this model's mixers have no {name} "
+                             f"(theirs: {present or 'none'}).")
         if len(shapes[name]) != 2:
             raise ValueError(f"--lora-targets {name}: a parameter of shape {shapes[name]} has no low-rank update; LoRA "
                              f"adapts matrices ({', '.join(MIXER_PARAMETERS)} or linear layers).")
@@ -399,8 +400,9 @@ def check_lora_targets(model, targets: list[str]) -> tuple[list[str], list[str]]
         # peft 0.21 nests the linear layers' LoRA inside the ParamWrapper of the mixer; after training, its merge
         # and its saved adapter then disagree (measured: 0.06 in the logits), so the pair is refused.
         raise ValueError(f"--lora-targets {','.join(own + inside)}: LoRA on a mixer's own matrices cannot be combined "
-                         f"with its linear layers {inside} (peft's nested wrappers save and merge them inconsistently); "
-                         f"adapt {','.join(own)} alone or with the MLP (fc1,fc2), or the linear layers without them.")
+                         f"with its linear layers {inside} (peft's nested wrappers save and merge them "
+                         f"inconsistently); adapt {','.join(own)} alone or with the MLP (fc1,fc2), or the linear "
+                         "layers without them.")
     linear = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
     unknown = [name for name in targets if name not in linear and name not in own]
     if unknown:

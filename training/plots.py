@@ -109,7 +109,8 @@ def plot_loss_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLik
 
 def plot_runs(runs: dict[str, str | os.PathLike], png_path: str | os.PathLike, title: str = "") -> Path:
     """Several runs' curves in one figure (e.g. an AFT and its baseline trained on the same batches): each series is
-    labelled `train/<run>/loss`, `eval/<run>/bpc`, ...; the learning rate is drawn once (the runs share the schedule)."""
+    labelled `train/<run>/loss`, `eval/<run>/bpc`, ...; the learning rate is drawn once (the runs share the
+    schedule)."""
     merged: Series = {}
     for index, (label, metrics_path) in enumerate(runs.items()):
         if not Path(metrics_path).is_file():
