@@ -330,3 +330,14 @@ def test_the_three_publish_to_the_test_hub_and_load_back_by_repo_id(tmp_path):
         assert got[repo_id] == local, name
         # The published card's loading recipes name the repo id (the folder's card names a placeholder).
         assert f'"{repo_id}"' in cards[repo_id]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_shipped_code_is_the_packages_current_code(name):
+    """trust_remote_code runs the folder's copies: they must be the package's files, every relatively imported
+    sibling included (`python -m training.refresh_code` brings them up to date)."""
+    from training import refresh_code
+
+    needed = refresh_code.code_files(folder(name))
+    assert {"configuration_aft.py", "modeling_aft.py", "ops.py", "ops_common.py"} <= set(needed)
+    assert refresh_code.stale_files(folder(name)) == [], "run: python -m training.refresh_code"

@@ -194,8 +194,9 @@ class AFTConfig(PreTrainedConfig):
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
         if not isinstance(config_dict, dict):  # a config.json holding a list, a string or null
-            raise ValueError(f"config.json must hold a JSON object of AFTConfig fields, not {type(config_dict).__name__} "
-                             f"({str(config_dict)[:60]}); save the model again with save_pretrained.")
+            raise ValueError(f"config.json must hold a JSON object of AFTConfig fields, not "
+                             f"{type(config_dict).__name__} ({str(config_dict)[:60]}); save the model again with "
+                             "save_pretrained.")
         return super().from_dict(config_dict, **kwargs)
 
     def _validate_general_fields(self, num_labels):

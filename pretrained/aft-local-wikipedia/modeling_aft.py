@@ -540,7 +540,9 @@ class AFTModel(AFTPreTrainedModel):
 
     def __init__(self, config: AFTConfig):
         super().__init__(config)
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        # No padding_idx: the attention mask keeps padding out of the state, and the byte tokenizer's one special id
+        # (0) is pad, bos and eos at once; a padding row would freeze the start token's embedding at zero.
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.embed_positions = (
             nn.Embedding(config.max_position_embeddings, config.hidden_size)
             if config.text_position_embeddings
@@ -675,15 +677,21 @@ class AFTModel(AFTPreTrainedModel):
         """How many real tokens of each sequence the cache's state has read (None: no state yet)."""
         if cache is None or not self.layers:
             return None
-        counts = self.layers[0].mixer.state_counts(cache)
+        counts = self._first_mixer().state_counts(cache)
         return None if counts is None else counts[0]
 
     def past_state_steps(self, cache) -> int:
         """How many time steps (padding included) the cache's state has read."""
         if cache is None or not self.layers:
             return 0
-        counts = self.layers[0].mixer.state_counts(cache)
+        counts = self._first_mixer().state_counts(cache)
         return 0 if counts is None else counts[1]
+
+    def _first_mixer(self) -> "AFTMixer":
+        """The first layer's mixer, unwrapped: peft's LoRA on the mixer's own parameters (target_parameters, e.g.
+        the position-bias factors U, V) replaces it by a wrapper that does not forward state_counts."""
+        mixer = self.layers[0].mixer
+        return mixer.get_base_layer() if hasattr(mixer, "get_base_layer") else mixer
 
     @staticmethod
     def _positions(attention_mask, past, position_ids, batch, length, device):
