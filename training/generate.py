@@ -3,6 +3,7 @@
 
     python -m training.generate FOLDER --prompt "The " [--max-new-tokens 200] [--temperature 0.8] [--top-k 50]
                                        [--top-p 0.95] [--repetition-penalty 1.1] [--greedy] [--seed 0]
+    python -m training.generate --onnx OUT --prompt "The " ...   (onnxruntime, a folder of conversion.export_onnx)
 
 FOLDER holds a checkpoint written by `save_pretrained` (with its tokenizer; the byte tokenizer is used when the
 folder has none). Decoding runs on AFT's recurrent state: simple, local and conv keep a state of constant size.
@@ -73,7 +74,9 @@ def positive(kind):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.Parser(prog="python -m training.generate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="a saved AFTForCausalLM checkpoint")
+    parser.add_argument("folder", type=Path, nargs="?", help="a saved AFTForCausalLM checkpoint")
+    parser.add_argument("--onnx", type=Path, metavar="OUT",
+                        help="generate with onnxruntime from a folder of python -m conversion.export_onnx instead")
     parser.add_argument("--prompt", default="The ", help="text to continue (default: %(default)r)")
     parser.add_argument("--max-new-tokens", type=positive(int), default=200)
     parser.add_argument("--temperature", type=positive(float), default=0.8)
@@ -86,7 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.folder is None) == (args.onnx is None):
+        parser.error("pass either a model FOLDER or --onnx OUT (an exported folder), not both or neither")
+    if args.onnx is not None:
+        from training.onnx_runtime import run_generation
+
+        return cli.run(lambda: run_generation(args.onnx, args))
     return cli.run(lambda: generate(args))
 
 
