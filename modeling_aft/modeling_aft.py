@@ -29,7 +29,6 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import cached_file
 
-from . import ops_export
 from .configuration_aft import AFTConfig
 from .ops import (
     AFTState,
@@ -48,11 +47,12 @@ from .ops import (
     local_bias_blocks,
     reparameterize_conv_kernel,
 )
+from .ops_export import export_conv1d, export_full, export_local, export_simple, prompt_state
 
 
 def _exporting() -> bool:
     """True while torch.export (or the ONNX exporter on top of it) traces the model: the checks on tensor values are
-    left to the caller then, and the causal mixer takes the export-safe algorithm (ops_export), the one choice a graph
+    left to the caller then, and the causal mixer takes the export-safe algorithm (ops_export.py), the one a graph
     with a dynamic length can hold."""
     return torch.compiler.is_exporting()
 
@@ -181,7 +181,7 @@ class AFTMixer(nn.Module):
         return y.flatten(2)  # (B, T, D)
 
     def _parallel_for_export(self, q, k, v, attention_mask, positions):
-        """The causal parallel form as torch.export and ONNX record it (ops_export: no branch on tensor data or on
+        """The causal parallel form as torch.export and ONNX record it (ops_export.py: no branch on tensor data or on
         the length; exact while the keys and biases of each channel span less than ops_export.RANGE_LIMIT)."""
         batch, length, _ = q.shape
         valid = (torch.ones(batch, length, dtype=torch.bool, device=q.device) if attention_mask is None
@@ -189,13 +189,13 @@ class AFTMixer(nn.Module):
         if positions is None:
             positions = torch.arange(length, device=q.device).expand(batch, length)
         if self.variant == "full":
-            return ops_export.export_full(q, k, v, self._position_table(), positions, valid)
+            return export_full(q, k, v, self._position_table(), positions, valid)
         if self.variant == "local":
-            return ops_export.export_local(q, k, v, self._position_table(), self.config.local_window, positions, valid)
+            return export_local(q, k, v, self._position_table(), self.config.local_window, positions, valid)
         if self.variant == "simple":
-            return ops_export.export_simple(q, k, v, positions, valid)
+            return export_simple(q, k, v, positions, valid)
         heads = (batch, length, self.num_heads, self.head_dim)
-        y = ops_export.export_conv1d(q.view(heads), k, v.view(heads), self.conv_kernel(), positions, valid)
+        y = export_conv1d(q.view(heads), k, v.view(heads), self.conv_kernel(), positions, valid)
         return y.flatten(2)  # (B, T, D)
 
     def forward(self, hidden_states, attention_mask=None, grid=None, cache=None, positions=None):
@@ -357,7 +357,7 @@ class AFTMixer(nn.Module):
         if self.variant == "full":
             state = AFTState(k, v, valid, valid.sum(dim=1), 0)
         else:
-            (wk, wv, wvalid), running = ops_export.prompt_state(k, v, valid, self.state_window, self.variant == "conv")
+            (wk, wv, wvalid), running = prompt_state(k, v, valid, self.state_window, self.variant == "conv")
             state = AFTState(wk, wv, wvalid, valid.sum(dim=1), 0, *running)
         return self.out_proj(y), self._state_tensors(state)
 

@@ -47,6 +47,14 @@ from .ops import (
     local_bias_blocks,
     reparameterize_conv_kernel,
 )
+from .ops_export import export_conv1d, export_full, export_local, export_simple, prompt_state
+
+
+def _exporting() -> bool:
+    """True while torch.export (or the ONNX exporter on top of it) traces the model: the checks on tensor values are
+    left to the caller then, and the causal mixer takes the export-safe algorithm (ops_export.py), the one a graph
+    with a dynamic length can hold."""
+    return torch.compiler.is_exporting()
 
 
 def _check_length(config: AFTConfig, length: int, what: str = "sequence") -> None:
@@ -154,6 +162,8 @@ class AFTMixer(nn.Module):
 
     def _parallel(self, q, k, v, attention_mask, grid, positions):
         batch, length, _ = q.shape
+        if self.causal and not self.spatial and _exporting():
+            return self._parallel_for_export(q, k, v, attention_mask, positions)
         if self.variant == "full":
             if self.config.position_bias_dim > 0:  # w = U V^T formed a block of rows at a time, never kept whole
                 u, w_v = self._factors(length, positions)
@@ -168,6 +178,24 @@ class AFTMixer(nn.Module):
             y = aft_conv2d(q.view(heads), k, v.view(heads), self.conv_kernel(), grid)
         else:
             y = aft_conv1d(q.view(heads), k, v.view(heads), self.conv_kernel(), self.causal, attention_mask)
+        return y.flatten(2)  # (B, T, D)
+
+    def _parallel_for_export(self, q, k, v, attention_mask, positions):
+        """The causal parallel form as torch.export and ONNX record it (ops_export.py: no branch on tensor data or on
+        the length; exact while the keys and biases of each channel span less than ops_export.RANGE_LIMIT)."""
+        batch, length, _ = q.shape
+        valid = (torch.ones(batch, length, dtype=torch.bool, device=q.device) if attention_mask is None
+                 else attention_mask.bool())
+        if positions is None:
+            positions = torch.arange(length, device=q.device).expand(batch, length)
+        if self.variant == "full":
+            return export_full(q, k, v, self._position_table(), positions, valid)
+        if self.variant == "local":
+            return export_local(q, k, v, self._position_table(), self.config.local_window, positions, valid)
+        if self.variant == "simple":
+            return export_simple(q, k, v, positions, valid)
+        heads = (batch, length, self.num_heads, self.head_dim)
+        y = export_conv1d(q.view(heads), k, v.view(heads), self.conv_kernel(), positions, valid)
         return y.flatten(2)  # (B, T, D)
 
     def forward(self, hidden_states, attention_mask=None, grid=None, cache=None, positions=None):
@@ -281,6 +309,63 @@ class AFTMixer(nn.Module):
                 layer.lazy_initialization(conv_states=buffer)
             layer.conv_states[0] = buffer
         layer.has_previous_state[0] = True
+
+    # --------------------------------------------------------------------------------------------------------
+    # The state as plain named tensors, for exported graphs (conversion/export_onnx.py), in the cache's layout above:
+    # full "keys" (B, t, D + 1) (last channel 1 for a real token) and "values" (B, t, D); the others "num", "den",
+    # "max", "count" (B,) and, with a window, "window" (B, s - 1, Dk + D + 1).
+    # --------------------------------------------------------------------------------------------------------
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        if self.variant == "full":
+            return ("keys", "values")
+        return ("num", "den", "max", "count") + (("window",) if self.state_window > 0 else ())
+
+    def _state_tensors(self, state: AFTState) -> dict[str, torch.Tensor]:
+        if self.variant == "full":
+            flag = state.valid.unsqueeze(-1).to(state.keys.dtype)
+            return {"keys": torch.cat([state.keys, flag], dim=-1), "values": state.values}
+        tensors = {"num": state.num, "den": state.den, "max": state.max, "count": state.count}
+        if self.state_window > 0:
+            flag = state.valid.unsqueeze(-1).to(state.keys.dtype)
+            tensors["window"] = torch.cat([state.keys, state.values.flatten(2), flag], dim=-1)
+        return tensors
+
+    def _state_of(self, tensors: dict[str, torch.Tensor]) -> AFTState:
+        if self.variant == "full":
+            keys, flag = tensors["keys"][..., :-1], tensors["keys"][..., -1] > 0
+            return AFTState(keys, tensors["values"], flag, flag.sum(dim=1), 0)
+        running = (tensors["num"], tensors["den"], tensors["max"])
+        count = tensors["count"]
+        dk = self._keys_dim
+        buffer = tensors.get("window")
+        if buffer is None:
+            buffer = running[0].new_zeros(count.shape[0], 0, dk + self.config.hidden_size + 1)
+        values = buffer[..., dk:-1]
+        if self.variant == "conv":
+            values = values.unflatten(-1, (self.num_heads, self.head_dim))  # (B, s - 1, H, Dh)
+        return AFTState(buffer[..., :dk], values, buffer[..., -1] > 0, count, 0, *running)
+
+    def export_prefill(self, hidden_states, valid, positions):
+        """A left-padded prompt (valid (B, T) bool, positions (B, T) among the real tokens) as an exported graph
+        reads it: the mixer's output (B, T, D) and the state after it as named tensors."""
+        q, k, v = self.q_proj(hidden_states), self.k_proj(hidden_states), self.v_proj(hidden_states)
+        y = self._parallel_for_export(q, k, v, valid, positions)
+        if self.variant == "conv":
+            v = v.unflatten(-1, (self.num_heads, self.head_dim))
+        if self.variant == "full":
+            state = AFTState(k, v, valid, valid.sum(dim=1), 0)
+        else:
+            (wk, wv, wvalid), running = prompt_state(k, v, valid, self.state_window, self.variant == "conv")
+            state = AFTState(wk, wv, wvalid, valid.sum(dim=1), 0, *running)
+        return self.out_proj(y), self._state_tensors(state)
+
+    def export_step(self, hidden_states, tensors: dict[str, torch.Tensor]):
+        """One real token per sequence (B, 1, D) on a state given as named tensors: the output and the next state."""
+        q, k, v = self.q_proj(hidden_states), self.k_proj(hidden_states), self.v_proj(hidden_states)
+        y, state = self._recurrent(q, k, v, None, self._state_of(tensors))
+        return self.out_proj(y), self._state_tensors(state)
 
     def _linear_layer(self, cache):
         layer = cache.layers[self.layer_idx] if len(cache.layers) > self.layer_idx else None
@@ -584,7 +669,7 @@ class AFTModel(AFTPreTrainedModel):
             if input_ids.is_floating_point():
                 raise TypeError(f"input_ids must hold integer token ids; got dtype {input_ids.dtype}.")
             outside = (input_ids < 0) | (input_ids >= self.config.vocab_size)
-            if bool(outside.any()):  # nn.Embedding would say only "index out of range in self"
+            if not _exporting() and bool(outside.any()):  # nn.Embedding would say only "index out of range in self"
                 row, col = (int(i) for i in outside.nonzero()[0])
                 raise ValueError(
                     f"input_ids[{row}, {col}] = {int(input_ids[row, col])} is not a token id of this model "
@@ -609,10 +694,10 @@ class AFTModel(AFTPreTrainedModel):
         positions = self._positions(attention_mask, past, position_ids, batch, length, given.device)
         if positions is None:
             _check_length(self.config, length)
-        elif positions.numel() > 0:  # (B, 0) or (0, T): no position read
+        elif not _exporting() and positions.numel() > 0:  # (B, 0) or (0, T): no position read
             real = positions if attention_mask is None else positions.masked_fill(attention_mask == 0, 0)
             _check_length(self.config, int(real.max()) + 1)
-        if attention_mask is not None and bool(attention_mask.all()):
+        if attention_mask is not None and not _exporting() and bool(attention_mask.all()):
             attention_mask = None  # nothing padded: the unmasked path is cheaper
         chunk = self.prefill_chunk_size
         if use_cache and chunk and length > chunk and self.config.aft_variant != "full":
@@ -707,7 +792,7 @@ class AFTModel(AFTPreTrainedModel):
             if past is not None:
                 positions = positions + past.unsqueeze(1)
         positions = positions.clamp_min(0)
-        if past is None and bool((positions == torch.arange(length, device=device)).all()):
+        if past is None and not _exporting() and bool((positions == torch.arange(length, device=device)).all()):
             return None
         return positions
 

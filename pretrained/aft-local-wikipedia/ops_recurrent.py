@@ -259,5 +259,7 @@ def recurrent_step(step_bias, q, k, v, valid, state: AFTState):
     running = fold_running_sums(state.running, leave_k, leave_v, leave_valid.view(batch, *[1] * (leave_k.dim() - 2)))
     keep = valid.view(batch, 1)
     window = [torch.where(keep.view(batch, 1, *[1] * (x.dim() - 2)), x[:, 1:], old)
-              for x, old in ((win_k, state.keys), (win_v, state.values), (win_valid, state.valid))]
-    return y.unsqueeze(1).to(q.dtype), AFTState(*window, count, steps, *running)
+              for x, old in ((win_k, state.keys), (win_v, state.values))]
+    # Flags selected with logic, not torch.where: ONNX Runtime has no Where kernel for bool tensors (exported steps).
+    flags = (keep & win_valid[:, 1:]) | (~keep & state.valid)
+    return y.unsqueeze(1).to(q.dtype), AFTState(*window, flags, count, steps, *running)
