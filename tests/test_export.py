@@ -231,9 +231,16 @@ def test_export_refuses_a_missing_folder_and_a_model_without_a_decoding_state(tm
     assert "output" in err
 
 
-def test_the_onnxruntime_command_errors_in_one_line(tmp_path, capsys):
+def test_the_onnxruntime_command_errors_in_one_line(exported, tmp_path, capsys):
     from tests.helpers import one_line_error
     from training import onnx_runtime
+
+    capsys.readouterr()
+    assert onnx_runtime.main([str(exported["local"][1]), "--prompt", "xy", "--max-new-tokens", "127"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the prompt is echoed
+    assert captured.err.count("\n") == 1 and "max_position_embeddings=128" in captured.err
+    assert "--max-new-tokens 126" in captured.err
 
     err = one_line_error(onnx_runtime.main, [str(tmp_path / "nowhere")], capsys)
     assert "nowhere is not a folder" in err

@@ -218,6 +218,7 @@ def run_generation(folder, args, out=None) -> int:
         raise ValueError("the prompt is empty; pass --prompt with at least one character.")
     runtime = OnnxAFT(folder)
     ids, mask = runtime.encode_batch([args.prompt])
+    runtime.check_length(ids.shape[1], args.max_new_tokens)  # refused before any text is printed
     out.write(args.prompt)
     pending = []
     for tokens in runtime.generate(ids, mask, args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
