@@ -20,6 +20,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see {self.prog} --help.\n")
 
 
+def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: `kind(text)`, refused unless > 0."""
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
 def describe(err: BaseException) -> str:
     """One line naming what failed. OSError's own text ("[Errno 13] Permission denied: 'x'") lacks the fix."""
     if isinstance(err, MemoryError):

@@ -22,12 +22,8 @@ SHIPPED = REPO / "pretrained" / "aft-local-wikipedia"
 IDS = torch.tensor([list(b"The city of Paris is the capital of France.")])  # (1, 44)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one thread (tests/conftest.py) runs them faster than two.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _logits(model, ids=IDS) -> torch.Tensor:

@@ -17,12 +17,8 @@ TEST_BYTES = 4097  # 16 windows of 256
 MARGIN = {"bnb-int8": 0.02, "bnb-nf4": 0.15, "torchao-int8-weight-only": 0.02}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one thread (tests/conftest.py) runs them faster than two.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -41,13 +41,8 @@ FAST = ["--max-steps", "30", "--batch-size", "8", "--learning-rate", "3e-3", "--
 # ------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: two threads fight the other jobs and run 30x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a shared 2-core machine: one thread (tests/conftest.py) runs them faster than two.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

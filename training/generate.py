@@ -62,27 +62,17 @@ def check_length(config, prompt_tokens: int, max_new_tokens: int) -> None:
     )
 
 
-def positive(kind):
-    def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.Parser(prog="python -m training.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, nargs="?", help="a saved AFTForCausalLM checkpoint")
     parser.add_argument("--onnx", type=Path, metavar="OUT",
                         help="generate with onnxruntime from a folder of python -m conversion.export_onnx instead")
     parser.add_argument("--prompt", default="The ", help="text to continue (default: %(default)r)")
-    parser.add_argument("--max-new-tokens", type=positive(int), default=200)
-    parser.add_argument("--temperature", type=positive(float), default=0.8)
+    parser.add_argument("--max-new-tokens", type=cli.positive(int), default=200)
+    parser.add_argument("--temperature", type=cli.positive(float), default=0.8)
     parser.add_argument("--top-k", type=int, default=50, help="0 disables top-k filtering")
-    parser.add_argument("--top-p", type=positive(float), default=0.95)
-    parser.add_argument("--repetition-penalty", type=positive(float), default=1.0)
+    parser.add_argument("--top-p", type=cli.positive(float), default=0.95)
+    parser.add_argument("--repetition-penalty", type=cli.positive(float), default=1.0)
     parser.add_argument("--greedy", action="store_true", help="take the most likely byte instead of sampling")
     parser.add_argument("--seed", type=int, default=0)
     return parser

@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+# conversion.cli imports only argparse and sys (conversion/__init__ only a logging filter): no torch comes with it.
+from conversion import cli
+
 DESCRIPTION = "aft_onnx.json"
 FORMAT_VERSION = 1
 BYTE_TOKENIZERS = ("AFTByteTokenizer",)
@@ -178,31 +181,13 @@ def _sample(scores, temperature, top_k, top_p, rng):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with its usage errors on one line (conversion.cli.Parser, which this module may not import: it
-    must run without the package's torch dependencies)."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message}; see {self.prog} --help.\n")
-
-
-def _positive(kind):
-    def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
-
-
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", default="The ", help="text to continue (default: %(default)r)")
-    parser.add_argument("--max-new-tokens", type=_positive(int), default=200)
-    parser.add_argument("--temperature", type=_positive(float), default=0.8)
+    parser.add_argument("--max-new-tokens", type=cli.positive(int), default=200)
+    parser.add_argument("--temperature", type=cli.positive(float), default=0.8)
     parser.add_argument("--top-k", type=int, default=50, help="0 disables top-k filtering")
-    parser.add_argument("--top-p", type=_positive(float), default=0.95)
-    parser.add_argument("--repetition-penalty", type=_positive(float), default=1.0)
+    parser.add_argument("--top-p", type=cli.positive(float), default=0.95)
+    parser.add_argument("--repetition-penalty", type=cli.positive(float), default=1.0)
     parser.add_argument("--greedy", action="store_true", help="take the most likely byte instead of sampling")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -235,7 +220,7 @@ def run_generation(folder, args, out=None) -> int:
 
 
 def main(argv=None) -> int:
-    parser = _Parser(prog="python -m training.onnx_runtime", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m training.onnx_runtime", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a folder written by python -m conversion.export_onnx")
     add_sampling_arguments(parser)
     args = parser.parse_args(argv)
