@@ -31,6 +31,19 @@ def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
     return parse
 
 
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """The text-generation options of training.generate and training.onnx_runtime (the same flags, the same
+    defaults)."""
+    parser.add_argument("--prompt", default="The ", help="text to continue (default: %(default)r)")
+    parser.add_argument("--max-new-tokens", type=positive(int), default=200)
+    parser.add_argument("--temperature", type=positive(float), default=0.8)
+    parser.add_argument("--top-k", type=int, default=50, help="0 disables top-k filtering")
+    parser.add_argument("--top-p", type=positive(float), default=0.95)
+    parser.add_argument("--repetition-penalty", type=positive(float), default=1.0)
+    parser.add_argument("--greedy", action="store_true", help="take the most likely byte instead of sampling")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def describe(err: BaseException) -> str:
     """One line naming what failed. OSError's own text ("[Errno 13] Permission denied: 'x'") lacks the fix."""
     if isinstance(err, MemoryError):

@@ -67,14 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("folder", type=Path, nargs="?", help="a saved AFTForCausalLM checkpoint")
     parser.add_argument("--onnx", type=Path, metavar="OUT",
                         help="generate with onnxruntime from a folder of python -m conversion.export_onnx instead")
-    parser.add_argument("--prompt", default="The ", help="text to continue (default: %(default)r)")
-    parser.add_argument("--max-new-tokens", type=cli.positive(int), default=200)
-    parser.add_argument("--temperature", type=cli.positive(float), default=0.8)
-    parser.add_argument("--top-k", type=int, default=50, help="0 disables top-k filtering")
-    parser.add_argument("--top-p", type=cli.positive(float), default=0.95)
-    parser.add_argument("--repetition-penalty", type=cli.positive(float), default=1.0)
-    parser.add_argument("--greedy", action="store_true", help="take the most likely byte instead of sampling")
-    parser.add_argument("--seed", type=int, default=0)
+    cli.add_sampling_arguments(parser)
     return parser
 
 

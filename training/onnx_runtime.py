@@ -13,7 +13,6 @@ Every failure is one line `error: ...` on stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -181,17 +180,6 @@ def _sample(scores, temperature, top_k, top_p, rng):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prompt", default="The ", help="text to continue (default: %(default)r)")
-    parser.add_argument("--max-new-tokens", type=cli.positive(int), default=200)
-    parser.add_argument("--temperature", type=cli.positive(float), default=0.8)
-    parser.add_argument("--top-k", type=int, default=50, help="0 disables top-k filtering")
-    parser.add_argument("--top-p", type=cli.positive(float), default=0.95)
-    parser.add_argument("--repetition-penalty", type=cli.positive(float), default=1.0)
-    parser.add_argument("--greedy", action="store_true", help="take the most likely byte instead of sampling")
-    parser.add_argument("--seed", type=int, default=0)
-
-
 def run_generation(folder, args, out=None) -> int:
     """The command's work: print the prompt and its continuation as it comes."""
     out = sys.stdout if out is None else out
@@ -222,7 +210,7 @@ def run_generation(folder, args, out=None) -> int:
 def main(argv=None) -> int:
     parser = cli.Parser(prog="python -m training.onnx_runtime", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a folder written by python -m conversion.export_onnx")
-    add_sampling_arguments(parser)
+    cli.add_sampling_arguments(parser)
     args = parser.parse_args(argv)
     try:
         return run_generation(args.folder, args)
