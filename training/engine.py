@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from . import presets as preset_table
 from .atomic import atomic_write_json, atomic_write_text, is_temporary, plain_modes, temporary_path
 from .baselines import BASELINES, is_baseline, with_baseline
+from .publish import human_size
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -423,14 +424,6 @@ def check_output_dir(out: Path) -> None:
         raise TrainingError(f"--output-dir {out}: {target} is not writable; pass a folder you can write to.")
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
@@ -455,10 +448,12 @@ def write_error(what: str, where: Path, err: BaseException, kind: str, needed: i
     """One line: what could not be written where, how much room it needs and has, and the way out."""
     free = _free_bytes(where)
     if kind == "full" or free < needed:
-        cause = (f"the disk is full ({_size(free)} free on the disk of {where}, about {_size(needed)} needed)")
-        fix = f"free at least {_size(max(needed - free, 0) + (1 << 20))} there or pass an --output-dir on a bigger disk"
+        cause = (f"the disk is full ({human_size(free)} free on the disk of {where}, about {human_size(needed)} "
+                 "needed)")
+        fix = (f"free at least {human_size(max(needed - free, 0) + (1 << 20))} there or pass an --output-dir on a "
+               "bigger disk")
     else:
-        cause = f"{_first_line(err)}; {_size(free)} free there"
+        cause = f"{_first_line(err)}; {human_size(free)} free there"
         fix = f"make {where} writable"
     return TrainingError(f"could not write {what} into {where}: {cause}. Nothing half-written was left; {after}; "
                          f"{fix}.")
@@ -1039,8 +1034,9 @@ def main_guard(fn: Callable[[], Any]) -> Any:
         if err.errno not in FULL_DISK:
             raise
         where = Path(err.filename) if err.filename else Path.cwd()
-        print(f"error: the disk is full: writing {where} failed ({_size(_free_bytes(where))} free there); free space "
-              "there or pass an --output-dir on a bigger disk, then continue with --resume.", file=sys.stderr)
+        free = human_size(_free_bytes(where))
+        print(f"error: the disk is full: writing {where} failed ({free} free there); free space there or pass an "
+              "--output-dir on a bigger disk, then continue with --resume.", file=sys.stderr)
         raise SystemExit(2) from None
 
 
