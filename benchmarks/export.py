@@ -40,17 +40,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "pretrained" / "aft-local-wikipe
 
 def _cache_state(model, cache) -> dict:
     """The cache's state as the named tensors of the exported graphs (numpy)."""
-    state = {}
-    for i, block in enumerate(model.model.layers):
-        layer = cache.layers[i]
-        if block.mixer.variant == "full":
-            state[f"{i}.keys"], state[f"{i}.values"] = layer.keys[:, 0], layer.values[:, 0]
-            continue
-        state.update({f"{i}.{name}": layer.recurrent_states[j] for j, name in enumerate(("num", "den", "max"))})
-        state[f"{i}.count"] = layer.recurrent_states[3][:, 0]
-        if block.mixer.state_window > 0:
-            state[f"{i}.window"] = layer.conv_states[0]
-    return {name: tensor.detach().numpy().copy() for name, tensor in state.items()}
+    return {f"{i}.{name}": tensor.detach().numpy().copy() for i, block in enumerate(model.model.layers)
+            for name, tensor in block.mixer.cache_state_tensors(cache).items()}
 
 
 def _random_local(width: int, layers: int, max_positions: int):

@@ -322,6 +322,11 @@ class AFTMixer(nn.Module):
             return ("keys", "values")
         return ("num", "den", "max", "count") + (("window",) if self.state_window > 0 else ())
 
+    def cache_state_tensors(self, cache) -> dict[str, torch.Tensor]:
+        """This layer's state in a cache as the exported graphs' named tensors (e.g. to hand a PyTorch prefill to
+        decode_step.onnx)."""
+        return self._state_tensors(self._read_state(cache))
+
     def _state_tensors(self, state: AFTState) -> dict[str, torch.Tensor]:
         if self.variant == "full":
             flag = state.valid.unsqueeze(-1).to(state.keys.dtype)
